@@ -1,0 +1,48 @@
+//! The one place where errors become gRPC statuses. The codes are a small
+//! closed set; invalid arguments carry a `google.rpc.BadRequest` naming each
+//! field, missing or clashing releases a `google.rpc.ResourceInfo`. Internal
+//! errors are logged here with their whole cause chain and reach the caller
+//! only as a generic message.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::{domain::DomainError, telemetry};
+
+const RESOURCE_TYPE: &str = "pressroom.v1.PressRelease";
+
+impl From<DomainError> for Status {
+    fn from(error: DomainError) -> Self {
+        let message = error.to_string();
+        match error {
+            DomainError::InvalidArgument(violations) => {
+                let violations: Vec<FieldViolation> = violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(v.field, v.description))
+                    .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            DomainError::NotFound { name } => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info(RESOURCE_TYPE, name, "", "not found"),
+            ),
+            DomainError::AlreadyExists { name, .. } => Status::with_error_details(
+                Code::AlreadyExists,
+                message,
+                ErrorDetails::with_resource_info(RESOURCE_TYPE, name, "", "already exists"),
+            ),
+            DomainError::Aborted(_) => Status::aborted(message),
+            DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
+            DomainError::Unavailable(_) => Status::unavailable(message),
+            DomainError::Internal(cause) => {
+                tracing::error!(error = %telemetry::chain(&cause), "internal error");
+                Status::internal("internal error; the server's log has the details")
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The rules of press releases: validation and sanitising, names, etags and
+//! revisions, embargo state, idempotent creates, field masks, withdrawal as a
+//! purge, and paging. [`PressReleases`] takes the API's request messages
+//! (plain prost structs) and answers with records or a [`DomainError`]; it
+//! never sees gRPC metadata or statuses, and it never touches sled: reads go
+//! to the [`Store`] and every write to the one [`Writer`].
+
+mod error;
+pub mod filter;
+pub mod name;
+pub mod page_token;
+pub mod update_mask;
+pub mod validate;
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use prost_types::Timestamp;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub use error::{DomainError, FieldViolation};
+
+use crate::{
+    proto::v1::{
+        CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest,
+        ListPressReleasesRequest, ListPressReleasesResponse, PressRelease,
+        UpdatePressReleaseRequest, press_release::State,
+    },
+    store::{
+        Applied, Change, ChangeKind, NewRelease, Rejected, Replacement, Store, StoreError, Writer,
+    },
+};
+use validate::{MAX_HEADLINE_CHARS, Violations, compare_times};
+
+/// Default page size of `List`.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest page size of `List`; larger requests are clamped.
+pub const MAX_PAGE_SIZE: usize = 500;
+/// Longest request id.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+/// How often an unconditional withdrawal retries after losing a race.
+const WITHDRAW_ATTEMPTS: usize = 5;
+
+/// The press-release service: rules on top of a store and its writer.
+#[derive(Clone)]
+pub struct PressReleases {
+    store: Arc<dyn Store>,
+    writer: Writer,
+}
+
+impl PressReleases {
+    /// A service over `store`, writing through `writer`.
+    pub fn new(store: Arc<dyn Store>, writer: Writer) -> Self {
+        Self { store, writer }
+    }
+
+    /// Creates a press release (idempotent by request id and by source).
+    pub async fn create(
+        &self,
+        request: CreatePressReleaseRequest,
+    ) -> Result<PressRelease, DomainError> {
+        let mut v = Violations::default();
+        v.line("request_id", &request.request_id, MAX_REQUEST_ID_CHARS);
+        v.into_result()?;
+        let input = request
+            .press_release
+            .ok_or_else(|| DomainError::invalid("press_release", "is required"))?;
+        let new = prepare_new(input, "press_release", now())?;
+        let request_id = (!request.request_id.is_empty()).then_some(request.request_id);
+        let new = NewRelease { request_id, ..new };
+        match self.writer.submit(Change::Create(new)).await? {
+            Ok(Applied::Committed { release, .. } | Applied::Existing(release)) => Ok(release),
+            Err(Rejected::SourceTaken(existing)) => Err(DomainError::AlreadyExists {
+                message: format!(
+                    "{} already holds this source (provider and item_id) with other content",
+                    existing.name
+                ),
+                name: existing.name,
+            }),
+            Err(other) => Err(unexpected(other)),
+        }
+    }
+
+    /// Gets a press release that is not withdrawn.
+    pub async fn get(&self, request: GetPressReleaseRequest) -> Result<PressRelease, DomainError> {
+        let id = name::parse("name", &request.name)?;
+        self.current(&id, &request.name)
+    }
+
+    /// Lists published press releases, newest first, one page at a time.
+    pub async fn list(
+        &self,
+        request: ListPressReleasesRequest,
+    ) -> Result<ListPressReleasesResponse, DomainError> {
+        let page_size = match request.page_size {
+            size if size < 0 => {
+                return Err(DomainError::invalid("page_size", "must not be negative"));
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            size => (size as usize).min(MAX_PAGE_SIZE),
+        };
+        let query = filter::to_query(request.filter.as_ref(), "filter")?;
+        let fingerprint = filter::fingerprint(&query);
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(page_token::decode(token, fingerprint).map_err(|error| {
+                DomainError::invalid(
+                    "page_token",
+                    match error {
+                        page_token::TokenError::Malformed => {
+                            "is not a page token from this service"
+                        }
+                        page_token::TokenError::OtherQuery => {
+                            "was issued for another filter; send the same filter with every page"
+                        }
+                    },
+                )
+            })?),
+        };
+        let store = Arc::clone(&self.store);
+        let mut page =
+            tokio::task::spawn_blocking(move || store.list(&query, after.as_ref(), page_size + 1))
+                .await
+                .map_err(|panic| DomainError::Internal(StoreError::engine(panic)))??;
+        let next_page_token = if page.len() > page_size {
+            page.truncate(page_size);
+            page.last()
+                .map(|(position, _)| page_token::encode(fingerprint, position))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(ListPressReleasesResponse {
+            press_releases: page.into_iter().map(|(_, release)| release).collect(),
+            next_page_token,
+        })
+    }
+
+    /// Updates the fields named by the mask, if the etag is current.
+    pub async fn update(
+        &self,
+        request: UpdatePressReleaseRequest,
+    ) -> Result<PressRelease, DomainError> {
+        let patch = request
+            .press_release
+            .ok_or_else(|| DomainError::invalid("press_release", "is required"))?;
+        let id = name::parse("press_release.name", &patch.name)?;
+        if patch.etag.is_empty() {
+            return Err(DomainError::invalid(
+                "press_release.etag",
+                "is required: send the etag of the revision you are changing",
+            ));
+        }
+        let paths = update_mask::paths(request.update_mask.as_ref(), &patch)?;
+        let current = self.current(&id, &patch.name)?;
+        if current.etag != patch.etag {
+            return Err(stale_etag(&current));
+        }
+
+        let mut next = current.clone();
+        update_mask::apply(&mut next, &patch, &paths);
+        if next.source != current.source {
+            return Err(DomainError::invalid(
+                "press_release.source",
+                "cannot be changed; create a new press release instead",
+            ));
+        }
+        validate::check_content(&mut next, "press_release")?;
+
+        let now = now();
+        if paths.contains(&"embargo_time")
+            && !paths.contains(&"publish_time")
+            && current.publish_time == current.embargo_time
+        {
+            // The publish time was the embargo time by default; keep it so.
+            next.publish_time = Some(next.embargo_time.unwrap_or(now));
+        }
+        let embargoed = next
+            .embargo_time
+            .is_some_and(|at| compare_times(&at, &now).is_gt());
+        let kind = match (current.state(), embargoed) {
+            (State::Published, true) => {
+                return Err(DomainError::FailedPrecondition(format!(
+                    "{} is already published and cannot be embargoed again",
+                    current.name
+                )));
+            }
+            (State::Embargoed, true) => ChangeKind::Updated,
+            (State::Embargoed, false) => {
+                next.set_state(State::Published);
+                ChangeKind::Published
+            }
+            _ => ChangeKind::Updated,
+        };
+        stamp(&mut next, &id, now);
+        let replacement = Replacement {
+            id,
+            expected_revision: current.revision,
+            release: next,
+            kind,
+        };
+        match self.writer.submit(Change::Replace(replacement)).await? {
+            Ok(Applied::Committed { release, .. }) => Ok(release),
+            Err(Rejected::Stale(latest)) => Err(stale_etag(&latest)),
+            Err(Rejected::NotFound) => Err(not_found(&patch.name)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Withdraws a press release: its content is purged and a tombstone kept.
+    pub async fn withdraw(
+        &self,
+        request: DeletePressReleaseRequest,
+    ) -> Result<PressRelease, DomainError> {
+        let id = name::parse("name", &request.name)?;
+        let mut v = Violations::default();
+        v.line("reason", &request.reason, MAX_HEADLINE_CHARS);
+        v.into_result()?;
+        for _ in 0..WITHDRAW_ATTEMPTS {
+            let current = self.current(&id, &request.name)?;
+            if !request.etag.is_empty() && current.etag != request.etag {
+                return Err(stale_etag(&current));
+            }
+            let mut tombstone = PressRelease {
+                name: current.name.clone(),
+                state: State::Withdrawn as i32,
+                create_time: current.create_time,
+                revision: current.revision,
+                withdrawal_reason: request.reason.clone(),
+                ..Default::default()
+            };
+            stamp(&mut tombstone, &id, now());
+            let replacement = Replacement {
+                id,
+                expected_revision: current.revision,
+                release: tombstone,
+                kind: ChangeKind::Withdrawn,
+            };
+            match self.writer.submit(Change::Replace(replacement)).await? {
+                Ok(Applied::Committed { release, .. }) => {
+                    tracing::info!(name = %release.name, "press release withdrawn");
+                    return Ok(release);
+                }
+                Err(Rejected::Stale(latest)) if request.etag.is_empty() => {
+                    tracing::debug!(name = %latest.name, "withdrawal raced an update; retrying");
+                }
+                Err(Rejected::Stale(latest)) => return Err(stale_etag(&latest)),
+                Err(Rejected::NotFound) => return Err(not_found(&request.name)),
+                other => return Err(unexpected(other)),
+            }
+        }
+        Err(DomainError::Aborted(format!(
+            "{} kept changing while being withdrawn; try again",
+            request.name
+        )))
+    }
+
+    /// The record of a release that exists and is not withdrawn.
+    fn current(&self, id: &Uuid, name: &str) -> Result<PressRelease, DomainError> {
+        match self.store.get(id)? {
+            Some(release) if release.state() != State::Withdrawn => Ok(release),
+            _ => Err(not_found(name)),
+        }
+    }
+}
+
+/// Checks a caller's press release and makes the record to create: output-only
+/// fields set by the server, publish time and state settled by the embargo.
+fn prepare_new(
+    input: PressRelease,
+    prefix: &str,
+    now: Timestamp,
+) -> Result<NewRelease, DomainError> {
+    let mut release = PressRelease {
+        name: String::new(),
+        state: 0,
+        create_time: None,
+        update_time: None,
+        revision: 0,
+        etag: String::new(),
+        withdrawal_reason: String::new(),
+        ..input
+    };
+    validate::check_content(&mut release, prefix)?;
+    let fingerprint = Sha256::digest(release.encode_to_vec()).to_vec();
+    let source = release
+        .source
+        .as_ref()
+        .filter(|s| !s.provider.is_empty())
+        .map(|s| (s.provider.clone(), s.item_id.clone()));
+
+    let id = Uuid::now_v7();
+    release.name = name::format(&id);
+    release.create_time = Some(now);
+    if release.publish_time.is_none() {
+        release.publish_time = Some(release.embargo_time.unwrap_or(now));
+    }
+    let embargoed = release
+        .embargo_time
+        .is_some_and(|at| compare_times(&at, &now).is_gt());
+    release.set_state(if embargoed {
+        State::Embargoed
+    } else {
+        State::Published
+    });
+    stamp(&mut release, &id, now);
+    Ok(NewRelease {
+        id,
+        release,
+        request_id: None,
+        source,
+        fingerprint,
+    })
+}
+
+/// Marks a record as the next revision: revision, update time and etag.
+fn stamp(release: &mut PressRelease, id: &Uuid, now: Timestamp) {
+    release.revision += 1;
+    release.update_time = Some(now);
+    release.etag = etag(id, release.revision, &now);
+}
+
+/// An opaque etag, different for every revision of every release.
+fn etag(id: &Uuid, revision: i64, update_time: &Timestamp) -> String {
+    let mut hash = Sha256::new();
+    hash.update(id.as_bytes());
+    hash.update(revision.to_le_bytes());
+    hash.update(update_time.seconds.to_le_bytes());
+    hash.update(update_time.nanos.to_le_bytes());
+    let digest = hash.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now() -> Timestamp {
+    Timestamp::from(std::time::SystemTime::now())
+}
+
+fn not_found(name: &str) -> DomainError {
+    DomainError::NotFound { name: name.into() }
+}
+
+fn stale_etag(current: &PressRelease) -> DomainError {
+    DomainError::Aborted(format!(
+        "the etag is not current: {} is at revision {}; get it and apply your change again",
+        current.name, current.revision
+    ))
+}
+
+fn unexpected(outcome: impl std::fmt::Debug) -> DomainError {
+    DomainError::Internal(StoreError::engine(std::io::Error::other(format!(
+        "unexpected store outcome: {outcome:?}"
+    ))))
+}

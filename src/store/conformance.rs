@@ -1,0 +1,401 @@
+//! The conformance suite every [`Store`] engine must pass: atomic commits,
+//! a gapless change log, idempotency and uniqueness checks inside the
+//! commit, compare-and-swap, index maintenance, list order and bounds, and
+//! persistence across reopening. An engine's tests call [`run`] with a
+//! function that opens the engine in a directory.
+
+use std::{path::Path, sync::Arc};
+
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+use super::{
+    Applied, Change, ChangeKind, Facet, ListQuery, NewRelease, Rejected, Replacement, Store,
+    StoreError,
+};
+use crate::proto::v1::{PressRelease, press_release::State};
+
+/// Opens an engine on a directory (reopening what is there).
+pub(crate) type Open<'a> = &'a dyn Fn(&Path) -> Result<Arc<dyn Store>, StoreError>;
+
+/// One check of the suite.
+type Check = fn(Open<'_>, &Path);
+
+/// Runs every check against fresh engines opened by `open`.
+pub(crate) fn run(open: Open<'_>) {
+    let checks: &[(&str, Check)] = &[
+        ("empty store", empty_store),
+        ("create, get and the log", create_get_and_log),
+        ("request ids", request_ids),
+        ("source uniqueness", source_uniqueness),
+        ("compare and swap", compare_and_swap),
+        (
+            "list order, filters and bounds",
+            list_order_filters_and_bounds,
+        ),
+        ("indexes follow changes", indexes_follow_changes),
+        ("reopening", reopening),
+    ];
+    for (name, check) in checks {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for {name}: {e}"));
+        eprintln!("conformance: {name}");
+        check(open, dir.path());
+    }
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
+}
+
+fn ok<T>(result: Result<T, StoreError>) -> T {
+    result.unwrap_or_else(|e| panic!("store error: {e}"))
+}
+
+/// A published release with the given headline and channels, published at
+/// `id`'s creation order (use [`create_at`] to choose the time).
+pub(crate) fn create(id: Uuid, headline: &str, channels: &[&str]) -> Change {
+    create_at(id, headline, channels, 1_700_000_000)
+}
+
+fn release(id: Uuid, headline: &str, channels: &[&str], publish: i64) -> PressRelease {
+    PressRelease {
+        name: format!("pressReleases/{id}"),
+        headline: headline.into(),
+        body: "Body.".into(),
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+        publish_time: Some(at(publish)),
+        state: State::Published as i32,
+        revision: 1,
+        ..Default::default()
+    }
+}
+
+fn create_at(id: Uuid, headline: &str, channels: &[&str], publish: i64) -> Change {
+    Change::Create(NewRelease {
+        id,
+        release: release(id, headline, channels, publish),
+        request_id: None,
+        source: None,
+        fingerprint: headline.as_bytes().to_vec(),
+    })
+}
+
+fn commit(store: &dyn Store, changes: Vec<Change>) -> Vec<super::ChangeResult> {
+    ok(store.commit(changes, at(1_800_000_000)))
+}
+
+fn committed_seq(result: &super::ChangeResult) -> u64 {
+    match result {
+        Ok(Applied::Committed { seq, .. }) => *seq,
+        other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+fn names(listed: &[(super::ListPosition, PressRelease)]) -> Vec<String> {
+    listed.iter().map(|(_, r)| r.headline.clone()).collect()
+}
+
+fn empty_store(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    assert_eq!(store.log_head(), 0);
+    assert_eq!(ok(store.get(&Uuid::now_v7())), None);
+    assert!(ok(store.list(&ListQuery::default(), None, 10)).is_empty());
+    assert!(ok(store.read_log(0, 10, 10)).is_empty());
+}
+
+fn create_get_and_log(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let first = commit(
+        &*store,
+        vec![create(ids[0], "a", &[]), create(ids[1], "b", &[])],
+    );
+    let second = commit(
+        &*store,
+        ids[2..].iter().map(|id| create(*id, "c", &[])).collect(),
+    );
+    let seqs: Vec<u64> = first.iter().chain(&second).map(committed_seq).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4, 5],
+        "sequence numbers are gapless across commits"
+    );
+    assert_eq!(store.log_head(), 5);
+    assert_eq!(ok(store.get(&ids[0])).map(|r| r.headline), Some("a".into()));
+
+    let log = ok(store.read_log(0, 5, 100));
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(log[1].release_id, ids[1].as_bytes().to_vec());
+    assert_eq!(log[1].kind, ChangeKind::Created as i32);
+    assert_eq!(log[1].revision, 1);
+    assert_eq!(log[1].commit_time, Some(at(1_800_000_000)));
+    assert_eq!(ok(store.read_log(2, 4, 100)).len(), 2, "bounded by up_to");
+    assert_eq!(ok(store.read_log(0, 5, 3)).len(), 3, "bounded by limit");
+}
+
+fn request_ids(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let with_request = |id: Uuid, headline: &str| {
+        let Change::Create(mut create) = create(id, headline, &[]) else {
+            unreachable!()
+        };
+        create.request_id = Some("req-1".into());
+        Change::Create(create)
+    };
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    // The same request id twice in one commit: the second sees the first.
+    let results = commit(
+        &*store,
+        vec![with_request(a, "first"), with_request(b, "second")],
+    );
+    assert_eq!(committed_seq(&results[0]), 1);
+    match &results[1] {
+        Ok(Applied::Existing(existing)) => assert_eq!(existing.headline, "first"),
+        other => panic!("expected the first release, got {other:?}"),
+    }
+    // And in a later commit.
+    let results = commit(&*store, vec![with_request(c, "third")]);
+    assert!(matches!(&results[0], Ok(Applied::Existing(r)) if r.headline == "first"));
+    assert_eq!(store.log_head(), 1, "a repeated request writes nothing");
+    assert_eq!(ok(store.get(&b)), None);
+}
+
+fn source_uniqueness(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let sourced = |id: Uuid, fingerprint: &str| {
+        let Change::Create(mut create) = create(id, "sourced", &[]) else {
+            unreachable!()
+        };
+        create.source = Some(("wire".into(), "item-1".into()));
+        create.fingerprint = fingerprint.as_bytes().to_vec();
+        Change::Create(create)
+    };
+    let first = Uuid::now_v7();
+    commit(&*store, vec![sourced(first, "same")]);
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "same")]);
+    assert!(
+        matches!(&results[0], Ok(Applied::Existing(r)) if r.name.ends_with(&first.to_string()))
+    );
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "other")]);
+    assert!(
+        matches!(&results[0], Err(Rejected::SourceTaken(r)) if r.name.ends_with(&first.to_string()))
+    );
+    assert_eq!(store.log_head(), 1);
+}
+
+fn compare_and_swap(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let id = Uuid::now_v7();
+    commit(&*store, vec![create(id, "v1", &[])]);
+    let replace = |expected: i64, headline: &str| {
+        let mut next = release(id, headline, &[], 1_700_000_000);
+        next.revision = expected + 1;
+        Change::Replace(Replacement {
+            id,
+            expected_revision: expected,
+            release: next,
+            kind: ChangeKind::Updated,
+        })
+    };
+    // Two replaces expecting the same revision in one commit: only the first wins.
+    let results = commit(&*store, vec![replace(1, "v2"), replace(1, "v2-lost")]);
+    assert_eq!(committed_seq(&results[0]), 2);
+    assert!(matches!(&results[1], Err(Rejected::Stale(r)) if r.headline == "v2"));
+    let results = commit(&*store, vec![replace(1, "stale")]);
+    assert!(matches!(&results[0], Err(Rejected::Stale(r)) if r.revision == 2));
+    let results = commit(
+        &*store,
+        vec![Change::Replace(Replacement {
+            id: Uuid::now_v7(),
+            expected_revision: 1,
+            release: PressRelease::default(),
+            kind: ChangeKind::Updated,
+        })],
+    );
+    assert_eq!(results[0], Err(Rejected::NotFound));
+    assert_eq!(ok(store.get(&id)).map(|r| r.headline), Some("v2".into()));
+    let log = ok(store.read_log(0, 10, 10));
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].kind, ChangeKind::Updated as i32);
+    assert_eq!(log[1].revision, 2);
+}
+
+fn list_order_filters_and_bounds(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let make = |headline: &str, channels: &[&str], country: &str, publish: i64| {
+        let id = Uuid::now_v7();
+        let Change::Create(mut create) = create_at(id, headline, channels, publish) else {
+            unreachable!()
+        };
+        create.release.dateline = Some(crate::proto::v1::Dateline {
+            country_code: country.into(),
+            ..Default::default()
+        });
+        Change::Create(create)
+    };
+    commit(
+        &*store,
+        vec![
+            make("oldest", &["tech"], "US", 100),
+            make("middle", &["business", "tech"], "GB", 200),
+            make("newest", &["business"], "US", 300),
+            make("tie-a", &["sport"], "US", 250),
+            make("tie-b", &["sport"], "US", 250),
+        ],
+    );
+    let all = ok(store.list(&ListQuery::default(), None, 10));
+    assert_eq!(
+        names(&all)[..2],
+        ["newest".to_string(), "tie-a".to_string()]
+    );
+    assert_eq!(
+        names(&all)[3..],
+        ["middle".to_string(), "oldest".to_string()]
+    );
+
+    let query = |facets: Vec<(Facet, Vec<&str>)>| ListQuery {
+        facets: facets
+            .into_iter()
+            .map(|(f, v)| (f, v.into_iter().map(String::from).collect()))
+            .collect(),
+        ..Default::default()
+    };
+    let tech_or_business = query(vec![(Facet::Channel, vec!["tech", "business"])]);
+    assert_eq!(
+        names(&ok(store.list(&tech_or_business, None, 10))),
+        ["newest", "middle", "oldest"]
+    );
+    let and = query(vec![
+        (Facet::Channel, vec!["tech", "business"]),
+        (Facet::Country, vec!["us"]),
+    ]);
+    assert_eq!(names(&ok(store.list(&and, None, 10))), ["newest", "oldest"]);
+    let none = query(vec![(Facet::Channel, vec!["nothing"])]);
+    assert!(ok(store.list(&none, None, 10)).is_empty());
+
+    // Paging by position, with and without facets.
+    let page = ok(store.list(&tech_or_business, None, 2));
+    assert_eq!(names(&page), ["newest", "middle"]);
+    let rest = ok(store.list(&tech_or_business, Some(&page[1].0), 2));
+    assert_eq!(names(&rest), ["oldest"]);
+    let page = ok(store.list(&ListQuery::default(), Some(&all[1].0), 2));
+    assert_eq!(names(&page), names(&all[2..4]));
+
+    // Time bounds: at or after 200, before 300.
+    let bounded = ListQuery {
+        published_at_or_after: Some(at(200)),
+        published_before: Some(at(300)),
+        ..Default::default()
+    };
+    let listed = names(&ok(store.list(&bounded, None, 10)));
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed.last().map(String::as_str), Some("middle"));
+    let bounded_tech = ListQuery {
+        published_at_or_after: Some(at(150)),
+        ..query(vec![(Facet::Channel, vec!["tech"])])
+    };
+    assert_eq!(names(&ok(store.list(&bounded_tech, None, 10))), ["middle"]);
+}
+
+fn indexes_follow_changes(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let id = Uuid::now_v7();
+    let embargoed_id = Uuid::now_v7();
+    let Change::Create(mut embargoed) = create(embargoed_id, "embargoed", &["tech"]) else {
+        unreachable!()
+    };
+    embargoed.release.state = State::Embargoed as i32;
+    embargoed.release.embargo_time = Some(at(4_000_000_000));
+    commit(
+        &*store,
+        vec![create(id, "moving", &["tech"]), Change::Create(embargoed)],
+    );
+    let tech = ListQuery {
+        facets: vec![(Facet::Channel, vec!["tech".into()])],
+        ..Default::default()
+    };
+    assert_eq!(
+        names(&ok(store.list(&tech, None, 10))),
+        ["moving"],
+        "embargoed is not listed"
+    );
+
+    let mut moved = release(id, "moving", &["sport"], 1_700_000_500);
+    moved.revision = 2;
+    commit(
+        &*store,
+        vec![Change::Replace(Replacement {
+            id,
+            expected_revision: 1,
+            release: moved,
+            kind: ChangeKind::Updated,
+        })],
+    );
+    assert!(
+        ok(store.list(&tech, None, 10)).is_empty(),
+        "old facet entry removed"
+    );
+    let sport = ListQuery {
+        facets: vec![(Facet::Channel, vec!["sport".into()])],
+        ..Default::default()
+    };
+    let listed = ok(store.list(&sport, None, 10));
+    assert_eq!(names(&listed), ["moving"]);
+    assert_eq!(listed[0].1.publish_time, Some(at(1_700_000_500)));
+
+    let tombstone = PressRelease {
+        name: format!("pressReleases/{id}"),
+        state: State::Withdrawn as i32,
+        revision: 3,
+        ..Default::default()
+    };
+    commit(
+        &*store,
+        vec![Change::Replace(Replacement {
+            id,
+            expected_revision: 2,
+            release: tombstone.clone(),
+            kind: ChangeKind::Withdrawn,
+        })],
+    );
+    assert!(ok(store.list(&ListQuery::default(), None, 10)).is_empty());
+    assert!(ok(store.list(&sport, None, 10)).is_empty());
+    assert_eq!(
+        ok(store.get(&id)),
+        Some(tombstone),
+        "only the tombstone is left"
+    );
+}
+
+fn reopening(open: Open<'_>, dir: &Path) {
+    let id = Uuid::now_v7();
+    let store_id = {
+        let store = ok(open(dir));
+        commit(
+            &*store,
+            vec![
+                create(id, "kept", &["tech"]),
+                create(Uuid::now_v7(), "x", &[]),
+            ],
+        );
+        store.store_id()
+    };
+    let store = ok(open(dir));
+    assert_eq!(store.store_id(), store_id);
+    assert_eq!(store.log_head(), 2);
+    assert_eq!(ok(store.get(&id)).map(|r| r.headline), Some("kept".into()));
+    let results = commit(&*store, vec![create(Uuid::now_v7(), "after", &[])]);
+    assert_eq!(
+        committed_seq(&results[0]),
+        3,
+        "the log continues without a gap"
+    );
+    let tech = ListQuery {
+        facets: vec![(Facet::Channel, vec!["tech".into()])],
+        ..Default::default()
+    };
+    assert_eq!(names(&ok(store.list(&tech, None, 10))), ["kept"]);
+}

@@ -1,0 +1,216 @@
+//! Storage: the bytes on disk, the keys, the indexes, the change log and
+//! durability. It knows nothing of gRPC, and owns no business rules beyond
+//! the few that must be checked inside a commit to be race-free: request-id
+//! idempotency, source uniqueness and compare-and-swap on the revision.
+//!
+//! The [`Store`] trait is what an engine provides; [`SledStore`] is the
+//! engine today, and [`conformance`] is the suite any engine must pass.
+//! All writes reach an engine through the one [`Writer`] task, which batches
+//! them, commits each batch atomically, flushes once, and only then answers
+//! the callers and moves the durable head of the change log that readers
+//! follow.
+
+pub mod facets;
+pub mod keys;
+mod record;
+mod sled_store;
+mod writer;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use std::{error::Error as StdError, sync::Arc};
+
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+use crate::proto::v1::PressRelease;
+
+pub use facets::{Facet, facet_values};
+pub use keys::ListPosition;
+pub use record::{ChangeKind, LogEntry};
+pub use sled_store::SledStore;
+pub use writer::Writer;
+
+/// What went wrong in the storage layer.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine reported an error (I/O, usually).
+    #[error("the storage engine failed")]
+    Engine(#[source] Arc<dyn StdError + Send + Sync>),
+    /// A stored value failed its checksum or could not be decoded.
+    #[error("the value stored under key `{key}` is damaged")]
+    Corrupt {
+        /// The key, printable.
+        key: String,
+    },
+    /// An earlier commit could not be made durable; no more writes are taken.
+    #[error("writes are refused after an earlier commit could not be flushed")]
+    Poisoned,
+    /// The writer has stopped (the server is shutting down).
+    #[error("the writer has stopped")]
+    Closed,
+    /// The data dir was written by another version of Pressroom.
+    #[error("the data dir has format version {found}; this build reads version {supported}")]
+    UnsupportedFormat {
+        /// Version found on disk.
+        found: u32,
+        /// Version this build reads and writes.
+        supported: u32,
+    },
+}
+
+impl StoreError {
+    /// Wraps an engine error.
+    pub fn engine(error: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Engine(Arc::new(error))
+    }
+}
+
+/// A change the domain asks the store to make.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Create a new press release.
+    Create(NewRelease),
+    /// Replace a press release's record if its revision is still the one
+    /// expected (compare-and-swap).
+    Replace(Replacement),
+}
+
+/// A press release to create, fully formed (name, times, revision, etag).
+#[derive(Clone, Debug)]
+pub struct NewRelease {
+    /// The release id (the `{id}` of its name).
+    pub id: Uuid,
+    /// The record to store.
+    pub release: PressRelease,
+    /// Idempotency key: if a release was created with it, that one is
+    /// returned instead.
+    pub request_id: Option<String>,
+    /// `(provider, item_id)`, unique across the store.
+    pub source: Option<(String, String)>,
+    /// Fingerprint of the caller's content, compared when `source` exists.
+    pub fingerprint: Vec<u8>,
+}
+
+/// A new record for an existing press release.
+#[derive(Clone, Debug)]
+pub struct Replacement {
+    /// The release id.
+    pub id: Uuid,
+    /// The revision the record must still have.
+    pub expected_revision: i64,
+    /// The new record.
+    pub release: PressRelease,
+    /// What kind of change this is, for the change log.
+    pub kind: ChangeKind,
+}
+
+/// A change that was carried out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// Written, with this sequence number in the change log.
+    Committed {
+        /// The stored record.
+        release: PressRelease,
+        /// Its change-log sequence number.
+        seq: u64,
+    },
+    /// Nothing written: an equal create was made before (same request id, or
+    /// same source with the same content). This is what is stored.
+    Existing(PressRelease),
+}
+
+/// A change that was refused; nothing of it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rejected {
+    /// Another press release holds the same source, with other content.
+    SourceTaken(PressRelease),
+    /// No such release.
+    NotFound,
+    /// The release's revision is no longer the one expected. This is it now.
+    Stale(PressRelease),
+}
+
+/// The outcome of one change within a commit.
+pub type ChangeResult = Result<Applied, Rejected>;
+
+/// Which published releases a `list` returns.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    /// For each facet, the normalised values of which one must match.
+    /// Facets are AND-ed; an empty list of facets does not restrict.
+    pub facets: Vec<(Facet, Vec<String>)>,
+    /// Only releases published at or after this time.
+    pub published_at_or_after: Option<Timestamp>,
+    /// Only releases published before this time.
+    pub published_before: Option<Timestamp>,
+}
+
+impl ListQuery {
+    /// Whether a release satisfies the query (used to re-check what an index
+    /// walk found, since a concurrent commit may have changed it since).
+    pub fn matches(&self, release: &PressRelease) -> bool {
+        let time = release.publish_time.unwrap_or_default();
+        let at = (time.seconds, time.nanos);
+        if let Some(after) = &self.published_at_or_after
+            && at < (after.seconds, after.nanos)
+        {
+            return false;
+        }
+        if let Some(before) = &self.published_before
+            && at >= (before.seconds, before.nanos)
+        {
+            return false;
+        }
+        if self.facets.is_empty() {
+            return true;
+        }
+        let values = facet_values(release);
+        self.facets.iter().all(|(facet, wanted)| {
+            wanted
+                .iter()
+                .any(|value| values.contains(&(*facet, value.clone())))
+        })
+    }
+}
+
+/// A storage engine. Methods are blocking; async callers run them on the
+/// blocking pool or accept that point reads are fast.
+pub trait Store: Send + Sync + 'static {
+    /// A random id chosen when the data dir was created, kept by backups.
+    fn store_id(&self) -> Uuid;
+
+    /// Applies `changes` in order as one atomic commit and makes it durable
+    /// before returning. Each change sees the effects of the ones before it.
+    /// Every change that writes appends one change-log entry, numbered
+    /// without gaps. An `Err` means none of the batch is acknowledged.
+    fn commit(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<Vec<ChangeResult>, StoreError>;
+
+    /// The current record of a release, withdrawn ones included.
+    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError>;
+
+    /// Published releases matching `query`, in list order, starting after
+    /// `after`, at most `limit` of them.
+    fn list(
+        &self,
+        query: &ListQuery,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError>;
+
+    /// The sequence number of the last committed change-log entry (0 when
+    /// the log is empty).
+    fn log_head(&self) -> u64;
+
+    /// Change-log entries with `after < seq <= up_to`, in order, at most
+    /// `limit` of them.
+    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Makes everything committed so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,602 @@
+//! The sled engine. Everything lives in one sled tree under the prefixes of
+//! [`keys`](super::keys), so that a commit is a single atomic `apply_batch`
+//! (sled batches are atomic on one tree, across crashes too) followed by one
+//! `flush`. Only the writer task calls [`Store::commit`], so the change-log
+//! head needs no lock, and no sled transaction is needed: the commit plans
+//! its batch against an in-memory overlay of what the batch has written so
+//! far.
+//!
+//! Sharp edge kept in mind: sled 0.34's `flush_async` can deadlock when
+//! called from many tasks, so only the writer flushes, synchronously.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use prost_types::Timestamp;
+use uuid::Uuid;
+
+use super::{
+    Applied, Change, ChangeKind, ChangeResult, ListPosition, ListQuery, LogEntry, NewRelease,
+    Rejected, Replacement, Store, StoreError, facet_values,
+    keys::{self, POSITION_LEN},
+    record::{SourceClaim, open, open_message, seal, seal_message},
+};
+use crate::proto::v1::{PressRelease, press_release::State};
+
+/// The on-disk format this build reads and writes.
+const FORMAT_VERSION: u32 = 1;
+
+/// A [`Store`] on a sled database in a directory.
+pub struct SledStore {
+    db: sled::Db,
+    store_id: Uuid,
+    head: AtomicU64,
+    poisoned: AtomicBool,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `path`, with a page cache of
+    /// `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(StoreError::engine)?;
+        let store_id = Self::read_or_init_meta(&db)?;
+        let head = match db
+            .scan_prefix([keys::LOG])
+            .next_back()
+            .transpose()
+            .map_err(StoreError::engine)?
+        {
+            Some((key, _)) => keys::seq_from_log_key(&key).ok_or_else(|| StoreError::Corrupt {
+                key: key.escape_ascii().to_string(),
+            })?,
+            None => 0,
+        };
+        Ok(Self {
+            db,
+            store_id,
+            head: AtomicU64::new(head),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    fn read_or_init_meta(db: &sled::Db) -> Result<Uuid, StoreError> {
+        let format_key = keys::meta_key("format");
+        let id_key = keys::meta_key("store_id");
+        match db.get(&format_key).map_err(StoreError::engine)? {
+            Some(value) => {
+                let bytes: [u8; 4] = open(&format_key, &value)?
+                    .try_into()
+                    .map_err(|_| corrupt(&format_key))?;
+                let found = u32::from_le_bytes(bytes);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                let value = db
+                    .get(&id_key)
+                    .map_err(StoreError::engine)?
+                    .ok_or_else(|| corrupt(&id_key))?;
+                Uuid::from_slice(open(&id_key, &value)?).map_err(|_| corrupt(&id_key))
+            }
+            None => {
+                if db.iter().next().is_some() {
+                    return Err(corrupt(&format_key));
+                }
+                let store_id = Uuid::new_v4();
+                let mut batch = sled::Batch::default();
+                batch.insert(id_key, seal(store_id.as_bytes()));
+                batch.insert(format_key, seal(&FORMAT_VERSION.to_le_bytes()));
+                db.apply_batch(batch).map_err(StoreError::engine)?;
+                db.flush().map_err(StoreError::engine)?;
+                Ok(store_id)
+            }
+        }
+    }
+
+    fn read_release(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        let key = keys::release_key(id);
+        match self.db.get(&key).map_err(StoreError::engine)? {
+            Some(value) => open_message(&key, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Walks the published index, or the intersection of the facet indexes,
+    /// from `lower` (inclusive) to `upper` (exclusive).
+    fn walk(
+        &self,
+        query: &ListQuery,
+        mut lower: Vec<u8>,
+        upper: Option<[u8; POSITION_LEN]>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
+        let mut out = Vec::new();
+        let mut unions: Vec<FacetUnion> = query
+            .facets
+            .iter()
+            .map(|(facet, values)| FacetUnion::new(facet.tag(), values))
+            .collect();
+        while out.len() < limit {
+            let next = if unions.is_empty() {
+                self.next_published(&lower, upper.as_ref())?
+            } else {
+                self.next_common(&mut unions, &mut lower, upper.as_ref())?
+            };
+            let Some(position) = next else { break };
+            lower = position.successor();
+            // The index walk is not a snapshot: a commit may have changed the
+            // release since its index entry was read. Keep it only if it is
+            // still published at this place and still matches.
+            if let Some(release) = self.read_release(&position.release_id())? {
+                let current = ListPosition::new(
+                    &release.publish_time.unwrap_or_default(),
+                    &position.release_id(),
+                );
+                if release.state() == State::Published
+                    && current == position
+                    && query.matches(&release)
+                {
+                    out.push((position, release));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn next_published(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8; POSITION_LEN]>,
+    ) -> Result<Option<ListPosition>, StoreError> {
+        let start = prefixed(keys::PUBLISHED, lower);
+        let end = match upper {
+            Some(upper) => prefixed(keys::PUBLISHED, upper),
+            None => vec![keys::PUBLISHED + 1],
+        };
+        match self.db.range(start..end).next() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(StoreError::engine)?;
+                Ok(Some(position_at_end(&key)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Leapfrog join: the first position at or after `lower` that every
+    /// facet union holds.
+    fn next_common(
+        &self,
+        unions: &mut [FacetUnion],
+        lower: &mut Vec<u8>,
+        upper: Option<&[u8; POSITION_LEN]>,
+    ) -> Result<Option<ListPosition>, StoreError> {
+        loop {
+            let mut highest: Option<ListPosition> = None;
+            let mut agreed = true;
+            for union in unions.iter_mut() {
+                let Some(head) = union.seek(&self.db, lower, upper)? else {
+                    return Ok(None);
+                };
+                match highest {
+                    None => highest = Some(head),
+                    Some(seen) if seen != head => {
+                        agreed = false;
+                        highest = Some(seen.max(head));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let Some(candidate) = highest else {
+                return Ok(None);
+            };
+            if agreed {
+                return Ok(Some(candidate));
+            }
+            *lower = candidate.0.to_vec();
+        }
+    }
+}
+
+/// The union of the index ranges of one facet's values, read in list order.
+struct FacetUnion {
+    prefixes: Vec<Vec<u8>>,
+    heads: Vec<Head>,
+}
+
+#[derive(Clone, Copy)]
+enum Head {
+    Unread,
+    At(ListPosition),
+    Exhausted,
+}
+
+impl FacetUnion {
+    fn new(facet: u8, values: &[String]) -> Self {
+        Self {
+            prefixes: values
+                .iter()
+                .map(|value| keys::facet_prefix(facet, value))
+                .collect(),
+            heads: vec![Head::Unread; values.len()],
+        }
+    }
+
+    /// Moves every range to its first position at or after `target` and
+    /// returns the smallest.
+    fn seek(
+        &mut self,
+        db: &sled::Db,
+        target: &[u8],
+        upper: Option<&[u8; POSITION_LEN]>,
+    ) -> Result<Option<ListPosition>, StoreError> {
+        let mut lowest: Option<ListPosition> = None;
+        for (prefix, head) in self.prefixes.iter().zip(self.heads.iter_mut()) {
+            let behind = match head {
+                Head::Exhausted => continue,
+                Head::Unread => true,
+                Head::At(position) => position.0.as_slice() < target,
+            };
+            if behind {
+                let start = [prefix.as_slice(), target].concat();
+                let mut end = prefix.clone();
+                match upper {
+                    Some(upper) => end.extend_from_slice(upper),
+                    None => end.extend_from_slice(&[0xff; POSITION_LEN + 1]),
+                }
+                *head = match db.range(start..end).next() {
+                    Some(entry) => {
+                        let (key, _) = entry.map_err(StoreError::engine)?;
+                        Head::At(position_at_end(&key)?)
+                    }
+                    None => Head::Exhausted,
+                };
+            }
+            if let Head::At(position) = head {
+                lowest = Some(lowest.map_or(*position, |low| low.min(*position)));
+            }
+        }
+        Ok(lowest)
+    }
+}
+
+impl Store for SledStore {
+    fn store_id(&self) -> Uuid {
+        self.store_id
+    }
+
+    fn commit(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<Vec<ChangeResult>, StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StoreError::Poisoned);
+        }
+        let mut plan = Plan {
+            db: &self.db,
+            pending: BTreeMap::new(),
+            seq: self.head.load(Ordering::Acquire),
+            commit_time,
+        };
+        let results = changes
+            .into_iter()
+            .map(|change| match change {
+                Change::Create(create) => plan.create(create),
+                Change::Replace(replace) => plan.replace(replace),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if plan.pending.is_empty() {
+            return Ok(results);
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in plan.pending {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        let durable = self
+            .db
+            .apply_batch(batch)
+            .and_then(|()| {
+                self.head.store(plan.seq, Ordering::Release);
+                self.db.flush()
+            })
+            .map_err(StoreError::engine);
+        if let Err(error) = durable {
+            // What was applied may or may not be on disk; refuse to build on it.
+            self.poisoned.store(true, Ordering::Release);
+            return Err(error);
+        }
+        Ok(results)
+    }
+
+    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        self.read_release(id)
+    }
+
+    fn list(
+        &self,
+        query: &ListQuery,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
+        // Newest first: `published_before` bounds the start of the walk and
+        // `published_at_or_after` its end.
+        let mut lower: Vec<u8> = Vec::new();
+        if let Some(before) = &query.published_before {
+            lower = ListPosition::first_at_or_before(&just_before(before))
+                .0
+                .to_vec();
+        }
+        if let Some(after) = after {
+            lower = lower.max(after.successor());
+        }
+        let upper = query
+            .published_at_or_after
+            .as_ref()
+            .map(|at| ListPosition::first_at_or_before(&just_before(at)).0);
+        self.walk(query, lower, upper, limit)
+    }
+
+    fn log_head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let range = keys::log_key(after.saturating_add(1))..=keys::log_key(up_to);
+        self.db
+            .range(range)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(StoreError::engine)?;
+                open_message(&key, &value)
+            })
+            .collect()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(StoreError::engine)
+    }
+}
+
+/// One commit being planned: the writes so far, readable before they are
+/// applied, and the last sequence number handed out.
+struct Plan<'a> {
+    db: &'a sled::Db,
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    seq: u64,
+    commit_time: Timestamp,
+}
+
+impl Plan<'_> {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self
+                .db
+                .get(key)
+                .map_err(StoreError::engine)?
+                .map(|value| value.to_vec())),
+        }
+    }
+
+    fn read_release(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        let key = keys::release_key(id);
+        match self.read(&key)? {
+            Some(value) => open_message(&key, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The release an index entry points at, which must exist.
+    fn indexed_release(&self, key: &[u8], id_bytes: &[u8]) -> Result<PressRelease, StoreError> {
+        let id = Uuid::from_slice(id_bytes).map_err(|_| corrupt(key))?;
+        self.read_release(&id)?.ok_or_else(|| corrupt(key))
+    }
+
+    fn create(&mut self, create: NewRelease) -> Result<ChangeResult, StoreError> {
+        if let Some(request_id) = &create.request_id {
+            let key = keys::request_key(request_id);
+            if let Some(value) = self.read(&key)? {
+                let existing = self.indexed_release(&key, open(&key, &value)?)?;
+                return Ok(Ok(Applied::Existing(existing)));
+            }
+        }
+        if let Some((provider, item_id)) = &create.source {
+            let key = keys::source_key(provider, item_id);
+            if let Some(value) = self.read(&key)? {
+                let claim: SourceClaim = open_message(&key, &value)?;
+                let existing = self.indexed_release(&key, &claim.release_id)?;
+                return Ok(if claim.fingerprint == create.fingerprint {
+                    Ok(Applied::Existing(existing))
+                } else {
+                    Err(Rejected::SourceTaken(existing))
+                });
+            }
+            let claim = SourceClaim {
+                release_id: create.id.as_bytes().to_vec(),
+                fingerprint: create.fingerprint.clone(),
+            };
+            self.put(key, seal_message(&claim));
+        }
+        if let Some(request_id) = &create.request_id {
+            self.put(keys::request_key(request_id), seal(create.id.as_bytes()));
+        }
+        let seq = self.write(&create.id, None, &create.release, ChangeKind::Created);
+        Ok(Ok(Applied::Committed {
+            release: create.release,
+            seq,
+        }))
+    }
+
+    fn replace(&mut self, replace: Replacement) -> Result<ChangeResult, StoreError> {
+        let Some(current) = self.read_release(&replace.id)? else {
+            return Ok(Err(Rejected::NotFound));
+        };
+        if current.revision != replace.expected_revision {
+            return Ok(Err(Rejected::Stale(current)));
+        }
+        let seq = self.write(&replace.id, Some(&current), &replace.release, replace.kind);
+        Ok(Ok(Applied::Committed {
+            release: replace.release,
+            seq,
+        }))
+    }
+
+    /// Writes a record, moves its index entries and appends its log entry.
+    fn write(
+        &mut self,
+        id: &Uuid,
+        previous: Option<&PressRelease>,
+        release: &PressRelease,
+        kind: ChangeKind,
+    ) -> u64 {
+        if let Some(previous) = previous {
+            for key in index_keys(id, previous) {
+                self.pending.insert(key, None);
+            }
+        }
+        for key in index_keys(id, release) {
+            self.put(key, Vec::new());
+        }
+        self.put(keys::release_key(id), seal_message(release));
+        self.seq += 1;
+        let entry = LogEntry {
+            seq: self.seq,
+            release_id: id.as_bytes().to_vec(),
+            kind: kind as i32,
+            revision: release.revision,
+            commit_time: Some(self.commit_time),
+        };
+        self.put(keys::log_key(self.seq), seal_message(&entry));
+        self.seq
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(key, Some(value));
+    }
+}
+
+/// The index entries a record has: the published and facet indexes while
+/// published, the embargo index while embargoed, none once withdrawn.
+fn index_keys(id: &Uuid, release: &PressRelease) -> Vec<Vec<u8>> {
+    match release.state() {
+        State::Published => {
+            let position = ListPosition::new(&release.publish_time.unwrap_or_default(), id);
+            let mut out = vec![keys::published_key(&position)];
+            out.extend(
+                facet_values(release)
+                    .iter()
+                    .map(|(facet, value)| keys::facet_key(facet.tag(), value, &position)),
+            );
+            out
+        }
+        State::Embargoed => {
+            vec![keys::embargo_key(
+                &release.embargo_time.unwrap_or_default(),
+                id,
+            )]
+        }
+        State::Withdrawn | State::Unspecified => Vec::new(),
+    }
+}
+
+/// The latest representable time before `time`.
+fn just_before(time: &Timestamp) -> Timestamp {
+    if time.nanos > 0 {
+        Timestamp {
+            seconds: time.seconds,
+            nanos: time.nanos - 1,
+        }
+    } else {
+        Timestamp {
+            seconds: time.seconds.saturating_sub(1),
+            nanos: 999_999_999,
+        }
+    }
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    [&[prefix][..], rest].concat()
+}
+
+/// The list position that ends an index key.
+fn position_at_end(key: &[u8]) -> Result<ListPosition, StoreError> {
+    key.len()
+        .checked_sub(POSITION_LEN)
+        .and_then(|start| ListPosition::from_slice(&key[start..]))
+        .ok_or_else(|| corrupt(key))
+}
+
+fn corrupt(key: &[u8]) -> StoreError {
+    StoreError::Corrupt {
+        key: key.escape_ascii().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        conformance::run(&|dir: &Path| {
+            SledStore::open(dir, 16 << 20)
+                .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Store>)
+        });
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_record_is_reported_not_returned()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let id = Uuid::now_v7();
+        {
+            let store = SledStore::open(dir.path(), 16 << 20)?;
+            store.commit(
+                vec![conformance::create(id, "Flip me", &["Tech"])],
+                Timestamp::default(),
+            )?;
+            let key = keys::release_key(&id);
+            let mut value = store.db.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
+            let last = value.len() - 1;
+            value[last] ^= 0x01;
+            store.db.insert(&key, value)?;
+            store.db.flush()?;
+        }
+        let store = SledStore::open(dir.path(), 16 << 20)?;
+        assert!(matches!(store.get(&id), Err(StoreError::Corrupt { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_a_data_dir_of_another_format() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let store = SledStore::open(dir.path(), 16 << 20)?;
+            store
+                .db
+                .insert(keys::meta_key("format"), seal(&99u32.to_le_bytes()))?;
+            store.db.flush()?;
+        }
+        assert!(matches!(
+            SledStore::open(dir.path(), 16 << 20),
+            Err(StoreError::UnsupportedFormat { found: 99, .. })
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! The one writer. Every change goes through this task: it takes everything
+//! pending (up to a batch limit), commits it as one atomic batch with a
+//! single flush on the blocking pool, and only then answers each caller and
+//! moves the durable head that change-log readers wait on. While a batch is
+//! being flushed the next one gathers, so concurrent callers share flushes
+//! (group commit).
+//!
+//! Readers are only woken (a `watch` of the head); they read the log at their
+//! own pace, so no reader can hold up the writer or another reader.
+
+use std::sync::Arc;
+
+use prost_types::Timestamp;
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{Change, ChangeResult, Store, StoreError};
+
+/// Submissions waiting for the writer; a full queue makes callers wait.
+const QUEUE_DEPTH: usize = 4096;
+
+struct Submission {
+    changes: Vec<Change>,
+    reply: oneshot::Sender<Result<Vec<ChangeResult>, StoreError>>,
+}
+
+/// A handle to the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Submission>,
+    durable_head: watch::Receiver<u64>,
+}
+
+impl Writer {
+    /// Starts the writer on `store`. It commits at most `max_batch` changes
+    /// at a time (a single larger submission is still committed whole). Once
+    /// `stop` is cancelled it refuses new submissions, commits those already
+    /// queued and ends.
+    pub fn start(
+        store: Arc<dyn Store>,
+        max_batch: usize,
+        stop: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let (head_tx, durable_head) = watch::channel(store.log_head());
+        let task = tokio::spawn(run(store, receiver, head_tx, max_batch.max(1), stop));
+        (
+            Self {
+                queue,
+                durable_head,
+            },
+            task,
+        )
+    }
+
+    /// Commits one change durably and returns its outcome.
+    pub async fn submit(&self, change: Change) -> Result<ChangeResult, StoreError> {
+        let mut results = self.submit_all(vec![change]).await?;
+        results.pop().ok_or(StoreError::Closed)
+    }
+
+    /// Commits changes together, in order, durably; one outcome per change.
+    pub async fn submit_all(&self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Submission { changes, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The sequence number of the last change-log entry that is on disk;
+    /// changes when a commit has been flushed.
+    pub fn durable_head(&self) -> watch::Receiver<u64> {
+        self.durable_head.clone()
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Submission>,
+    head: watch::Sender<u64>,
+    max_batch: usize,
+    stop: CancellationToken,
+) {
+    let mut stopping = false;
+    loop {
+        let first = tokio::select! {
+            submission = receiver.recv() => submission,
+            () = stop.cancelled(), if !stopping => {
+                // No new submissions; what is queued is still committed.
+                stopping = true;
+                receiver.close();
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
+        let mut size = first.changes.len();
+        let mut batch = vec![first];
+        while size < max_batch {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    size += next.changes.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        if commit(&store, batch).await {
+            head.send_replace(store.log_head());
+        }
+    }
+    tracing::debug!("writer stopped");
+}
+
+/// Commits a batch and answers its callers; true when it is on disk.
+async fn commit(store: &Arc<dyn Store>, batch: Vec<Submission>) -> bool {
+    let mut changes = Vec::new();
+    let mut replies = Vec::with_capacity(batch.len());
+    for submission in batch {
+        replies.push((submission.changes.len(), submission.reply));
+        changes.extend(submission.changes);
+    }
+    let count = changes.len();
+    let store = Arc::clone(store);
+    let outcome = tokio::task::spawn_blocking(move || store.commit(changes, now()))
+        .await
+        .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
+    match outcome {
+        Ok(results) => {
+            tracing::trace!(changes = count, "batch committed");
+            let mut results = results.into_iter();
+            for (len, reply) in replies {
+                // A caller that went away no longer wants its answer.
+                let _ = reply.send(Ok(results.by_ref().take(len).collect()));
+            }
+            true
+        }
+        Err(error) => {
+            tracing::error!(error = %crate::telemetry::chain(&error), changes = count, "commit failed");
+            for (_, reply) in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+            false
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from(std::time::SystemTime::now())
+}
