@@ -18,6 +18,7 @@ use crate::{
     api::PressReleaseApi,
     config::{ConfigError, ServeConfig},
     domain::PressReleases,
+    feed::{Feed, FeedSettings, WatcherRegistry, embargo},
     proto::{FILE_DESCRIPTOR_SET, v1::press_release_service_server::PressReleaseServiceServer},
     store::{SledStore, Store, StoreError, Writer},
     telemetry,
@@ -70,6 +71,7 @@ pub struct App {
     store: Arc<SledStore>,
     listener: TcpListener,
     local_addr: SocketAddr,
+    watchers: WatcherRegistry,
 }
 
 impl App {
@@ -105,12 +107,18 @@ impl App {
             store: Arc::new(store),
             listener,
             local_addr,
+            watchers: WatcherRegistry::default(),
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The open watch streams and what each holds.
+    pub fn watchers(&self) -> WatcherRegistry {
+        self.watchers.clone()
     }
 
     /// Serves until `shutdown` completes, then shuts down gracefully.
@@ -123,6 +131,7 @@ impl App {
             store,
             listener,
             local_addr,
+            watchers,
         } = self;
         let store_dir = config.data_dir.join("store");
         let engine: Arc<dyn Store> = store.clone();
@@ -133,7 +142,25 @@ impl App {
             config.max_write_batch,
             stop_writer.clone(),
         );
-        let api = PressReleaseApi::new(PressReleases::new(Arc::clone(&engine), writer));
+        let releases = PressReleases::new(Arc::clone(&engine), writer.clone());
+        let draining = CancellationToken::new();
+        let feed = Feed::new(
+            Arc::clone(&engine),
+            &writer,
+            FeedSettings {
+                progress_interval: config.watch_progress_interval,
+                buffer: config.watch_buffer,
+            },
+            draining.clone(),
+            watchers,
+        );
+        let scheduler = tokio::spawn(embargo::run(
+            releases.clone(),
+            Arc::clone(&engine),
+            writer,
+            draining.clone(),
+        ));
+        let api = PressReleaseApi::new(releases, feed);
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -147,7 +174,6 @@ impl App {
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
-        let draining = CancellationToken::new();
         let signal = {
             let draining = draining.clone();
             let health = health.clone();
@@ -193,6 +219,10 @@ impl App {
             }
         };
 
+        draining.cancel();
+        if let Err(error) = scheduler.await {
+            tracing::error!(%error, "the embargo scheduler failed");
+        }
         stop_writer.cancel();
         if let Err(error) = writer_task.await {
             tracing::error!(%error, "the writer task failed");

@@ -53,6 +53,15 @@ pub struct ServeConfig {
     /// Most changes committed (and flushed) together.
     #[arg(long, env = "PRESSROOM_MAX_WRITE_BATCH", default_value_t = 1024)]
     pub max_write_batch: usize,
+
+    /// A watch stream sends a Progress when nothing else was sent for this
+    /// long, e.g. `5s`.
+    #[arg(long, env = "PRESSROOM_WATCH_PROGRESS_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub watch_progress_interval: Duration,
+
+    /// Messages a watch stream buffers for a slow consumer.
+    #[arg(long, env = "PRESSROOM_WATCH_BUFFER", default_value_t = 16)]
+    pub watch_buffer: usize,
 }
 
 impl ServeConfig {
@@ -93,6 +102,20 @@ impl ServeConfig {
             problems.push(format!(
                 "--max-write-batch (PRESSROOM_MAX_WRITE_BATCH) must be between 1 and 100000, got {}",
                 self.max_write_batch
+            ));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600))
+            .contains(&self.watch_progress_interval)
+        {
+            problems.push(
+                "--watch-progress-interval (PRESSROOM_WATCH_PROGRESS_INTERVAL) must be between 100ms and 1h"
+                    .into(),
+            );
+        }
+        if !(1..=10_000).contains(&self.watch_buffer) {
+            problems.push(format!(
+                "--watch-buffer (PRESSROOM_WATCH_BUFFER) must be between 1 and 10000, got {}",
+                self.watch_buffer
             ));
         }
         if self.shutdown_grace > Duration::from_secs(600) {

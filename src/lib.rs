@@ -10,6 +10,8 @@
 //! - [`api`]: the gRPC adapters; they translate messages and statuses only.
 //! - [`domain`]: the rules of press releases: validation, sanitising,
 //!   etags and revisions, embargo state, idempotency, field masks, paging.
+//! - [`feed`]: readers of the change log: watch streams (history, then
+//!   live) and the embargo scheduler.
 //! - [`store`]: the storage trait, the sled engine, the indexes, the change
 //!   log, and the one writer that commits and flushes.
 //! - [`proto`]: the generated `pressroom.v1` messages, server and client.
@@ -19,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod feed;
 pub mod proto;
 pub mod shutdown;
 pub mod store;

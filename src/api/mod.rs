@@ -4,15 +4,23 @@
 
 mod status;
 
-use tonic::{Request, Response, Status};
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::Span;
 
 use crate::{
     domain::PressReleases,
+    feed::Feed,
     proto::v1::{
-        CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest,
-        ListPressReleasesRequest, ListPressReleasesResponse, PressRelease,
-        UpdatePressReleaseRequest,
+        CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest, ImportError,
+        ImportPressReleasesRequest, ImportPressReleasesResponse, ListPressReleasesRequest,
+        ListPressReleasesResponse, PressRelease, UpdatePressReleaseRequest,
+        WatchPressReleasesRequest, WatchPressReleasesResponse,
         press_release_service_server::{PressReleaseService, PressReleaseServiceServer},
     },
 };
@@ -21,12 +29,13 @@ use crate::{
 #[derive(Clone)]
 pub struct PressReleaseApi {
     releases: PressReleases,
+    feed: Feed,
 }
 
 impl PressReleaseApi {
-    /// The service over the domain.
-    pub fn new(releases: PressReleases) -> Self {
-        Self { releases }
+    /// The service over the domain and the feed.
+    pub fn new(releases: PressReleases, feed: Feed) -> Self {
+        Self { releases, feed }
     }
 
     /// The tonic server for this service.
@@ -40,8 +49,14 @@ fn record_name(name: &str) {
     Span::current().record("name", name);
 }
 
+/// The response stream of `WatchPressReleases`.
+pub type WatchResponseStream =
+    Pin<Box<dyn Stream<Item = Result<WatchPressReleasesResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl PressReleaseService for PressReleaseApi {
+    type WatchPressReleasesStream = WatchResponseStream;
+
     async fn create_press_release(
         &self,
         request: Request<CreatePressReleaseRequest>,
@@ -87,5 +102,52 @@ impl PressReleaseService for PressReleaseApi {
         let request = request.into_inner();
         record_name(&request.name);
         Ok(Response::new(self.releases.withdraw(request).await?))
+    }
+
+    async fn watch_press_releases(
+        &self,
+        request: Request<WatchPressReleasesRequest>,
+    ) -> Result<Response<WatchResponseStream>, Status> {
+        let stream = self.feed.watch(request.into_inner())?;
+        Ok(Response::new(Box::pin(
+            stream.map(|item| item.map_err(Status::from)),
+        )))
+    }
+
+    async fn import_press_releases(
+        &self,
+        request: Request<Streaming<ImportPressReleasesRequest>>,
+    ) -> Result<Response<ImportPressReleasesResponse>, Status> {
+        // A broken request stream ends the import; what was committed stays.
+        let broken: Arc<Mutex<Option<Status>>> = Arc::default();
+        let noted = Arc::clone(&broken);
+        let items = request.into_inner().map_while(move |item| match item {
+            Ok(item) => Some(item),
+            Err(status) => {
+                *noted.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+                None
+            }
+        });
+        let summary = self.releases.import(items).await?;
+        if let Some(status) = broken.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            return Err(status);
+        }
+        let failed = summary
+            .failed
+            .into_iter()
+            .map(|(index, error)| {
+                let status = Status::from(error);
+                ImportError {
+                    index,
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                }
+            })
+            .collect();
+        Ok(Response::new(ImportPressReleasesResponse {
+            created: summary.created,
+            duplicates: summary.duplicates,
+            failed,
+        }))
     }
 }

@@ -24,8 +24,8 @@ pub use error::{DomainError, FieldViolation};
 use crate::{
     proto::v1::{
         CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest,
-        ListPressReleasesRequest, ListPressReleasesResponse, PressRelease,
-        UpdatePressReleaseRequest, press_release::State,
+        ImportPressReleasesRequest, ListPressReleasesRequest, ListPressReleasesResponse,
+        PressRelease, UpdatePressReleaseRequest, press_release::State,
     },
     store::{
         Applied, Change, ChangeKind, NewRelease, Rejected, Replacement, Store, StoreError, Writer,
@@ -41,6 +41,32 @@ pub const MAX_PAGE_SIZE: usize = 500;
 const MAX_REQUEST_ID_CHARS: usize = 128;
 /// How often an unconditional withdrawal retries after losing a race.
 const WITHDRAW_ATTEMPTS: usize = 5;
+/// Most embargoed releases published in one commit.
+const PUBLISH_BATCH: usize = 256;
+/// Items of an import committed together.
+pub const IMPORT_BATCH: usize = 1_000;
+
+/// What one round of embargo publishing did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Publishing {
+    /// Releases published.
+    pub published: usize,
+    /// More are due right away.
+    pub more: bool,
+    /// Some were due but could not be published (they are retried).
+    pub stuck: bool,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Default)]
+pub struct ImportSummary {
+    /// Press releases created.
+    pub created: i64,
+    /// Items already stored.
+    pub duplicates: i64,
+    /// Rejected items: their index in the stream and why.
+    pub failed: Vec<(i64, DomainError)>,
+}
 
 /// The press-release service: rules on top of a store and its writer.
 #[derive(Clone)]
@@ -60,25 +86,13 @@ impl PressReleases {
         &self,
         request: CreatePressReleaseRequest,
     ) -> Result<PressRelease, DomainError> {
-        let mut v = Violations::default();
-        v.line("request_id", &request.request_id, MAX_REQUEST_ID_CHARS);
-        v.into_result()?;
-        let input = request
-            .press_release
-            .ok_or_else(|| DomainError::invalid("press_release", "is required"))?;
-        let new = prepare_new(input, "press_release", now())?;
-        let request_id = (!request.request_id.is_empty()).then_some(request.request_id);
-        let new = NewRelease { request_id, ..new };
+        let new = prepare_import(ImportPressReleasesRequest {
+            press_release: request.press_release,
+            request_id: request.request_id,
+        })?;
         match self.writer.submit(Change::Create(new)).await? {
             Ok(Applied::Committed { release, .. } | Applied::Existing(release)) => Ok(release),
-            Err(Rejected::SourceTaken(existing)) => Err(DomainError::AlreadyExists {
-                message: format!(
-                    "{} already holds this source (provider and item_id) with other content",
-                    existing.name
-                ),
-                name: existing.name,
-            }),
-            Err(other) => Err(unexpected(other)),
+            Err(rejected) => Err(create_rejected(rejected)),
         }
     }
 
@@ -256,12 +270,157 @@ impl PressReleases {
         )))
     }
 
+    /// Publishes the embargoed releases whose time has come.
+    pub async fn publish_due(&self, now: Timestamp) -> Result<Publishing, DomainError> {
+        let due = self.store.embargoes_due(&now, PUBLISH_BATCH)?;
+        let mut changes = Vec::with_capacity(due.len());
+        for id in &due {
+            let Some(current) = self.store.get(id)? else {
+                continue;
+            };
+            if current.state() != State::Embargoed {
+                continue;
+            }
+            let mut next = current.clone();
+            next.set_state(State::Published);
+            stamp(&mut next, id, now);
+            changes.push(Change::Replace(Replacement {
+                id: *id,
+                expected_revision: current.revision,
+                release: next,
+                kind: ChangeKind::Published,
+            }));
+        }
+        let results = if changes.is_empty() {
+            Vec::new()
+        } else {
+            self.writer.submit_all(changes).await?
+        };
+        let mut published = 0;
+        for result in results {
+            match result {
+                Ok(Applied::Committed { release, .. }) => {
+                    tracing::info!(name = %release.name, "embargo lifted: press release published");
+                    published += 1;
+                }
+                // Changed meanwhile; the next round looks again.
+                other => tracing::debug!(outcome = ?other.map(|_| ()), "publishing raced a change"),
+            }
+        }
+        Ok(Publishing {
+            published,
+            more: due.len() == PUBLISH_BATCH && published > 0,
+            stuck: published < due.len(),
+        })
+    }
+
+    /// Imports a stream of items, committing them in large batches; one bad
+    /// item never fails the others.
+    pub async fn import(
+        &self,
+        mut items: impl tokio_stream::Stream<Item = ImportPressReleasesRequest> + Unpin,
+    ) -> Result<ImportSummary, DomainError> {
+        use tokio_stream::StreamExt as _;
+        let mut summary = ImportSummary::default();
+        let mut batch: Vec<(i64, NewRelease)> = Vec::with_capacity(IMPORT_BATCH);
+        let mut in_flight: Option<tokio::task::JoinHandle<_>> = None;
+        let mut index = 0i64;
+        while let Some(item) = items.next().await {
+            match prepare_import(item) {
+                Ok(new) => batch.push((index, new)),
+                Err(error) => summary.failed.push((index, error)),
+            }
+            index += 1;
+            if batch.len() >= IMPORT_BATCH {
+                // Commit this batch while the next one is read and checked.
+                if let Some(previous) = in_flight.take() {
+                    summary.add(join_import(previous).await?);
+                }
+                in_flight = Some(self.spawn_import(std::mem::take(&mut batch)));
+            }
+        }
+        if let Some(previous) = in_flight.take() {
+            summary.add(join_import(previous).await?);
+        }
+        if !batch.is_empty() {
+            summary.add(join_import(self.spawn_import(batch)).await?);
+        }
+        summary.failed.sort_by_key(|(index, _)| *index);
+        Ok(summary)
+    }
+
+    fn spawn_import(
+        &self,
+        batch: Vec<(i64, NewRelease)>,
+    ) -> tokio::task::JoinHandle<Result<ImportSummary, DomainError>> {
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            let (indexes, changes): (Vec<i64>, Vec<Change>) = batch
+                .into_iter()
+                .map(|(index, new)| (index, Change::Create(new)))
+                .unzip();
+            let results = writer.submit_all(changes).await?;
+            let mut summary = ImportSummary::default();
+            for (index, result) in indexes.into_iter().zip(results) {
+                match result {
+                    Ok(Applied::Committed { .. }) => summary.created += 1,
+                    Ok(Applied::Existing(_)) => summary.duplicates += 1,
+                    Err(rejected) => summary.failed.push((index, create_rejected(rejected))),
+                }
+            }
+            Ok(summary)
+        })
+    }
+
     /// The record of a release that exists and is not withdrawn.
     fn current(&self, id: &Uuid, name: &str) -> Result<PressRelease, DomainError> {
         match self.store.get(id)? {
             Some(release) if release.state() != State::Withdrawn => Ok(release),
             _ => Err(not_found(name)),
         }
+    }
+}
+
+impl ImportSummary {
+    fn add(&mut self, other: ImportSummary) {
+        self.created += other.created;
+        self.duplicates += other.duplicates;
+        self.failed.extend(other.failed);
+    }
+}
+
+async fn join_import(
+    task: tokio::task::JoinHandle<Result<ImportSummary, DomainError>>,
+) -> Result<ImportSummary, DomainError> {
+    task.await
+        .map_err(|panic| DomainError::Internal(StoreError::engine(panic)))?
+}
+
+/// Checks one item to create (a create request or an import item) and makes
+/// the record.
+fn prepare_import(item: ImportPressReleasesRequest) -> Result<NewRelease, DomainError> {
+    let mut v = Violations::default();
+    v.line("request_id", &item.request_id, MAX_REQUEST_ID_CHARS);
+    v.into_result()?;
+    let input = item
+        .press_release
+        .ok_or_else(|| DomainError::invalid("press_release", "is required"))?;
+    let new = prepare_new(input, "press_release", now())?;
+    let request_id = (!item.request_id.is_empty()).then_some(item.request_id);
+    Ok(NewRelease { request_id, ..new })
+}
+
+/// The error for a create the store refused.
+fn create_rejected(rejected: Rejected) -> DomainError {
+    match rejected {
+        Rejected::SourceTaken(existing) => DomainError::AlreadyExists {
+            message: format!(
+                "{} already holds this source (provider and item_id) with other content",
+                existing.name
+            ),
+            name: existing.name,
+        },
+        other => unexpected(other),
     }
 }
 

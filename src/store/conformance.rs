@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     Applied, Change, ChangeKind, Facet, ListQuery, NewRelease, Rejected, Replacement, Store,
-    StoreError,
+    StoreError, facet_hash,
 };
 use crate::proto::v1::{PressRelease, press_release::State};
 
@@ -35,6 +35,9 @@ pub(crate) fn run(open: Open<'_>) {
         ),
         ("indexes follow changes", indexes_follow_changes),
         ("reopening", reopening),
+        ("change-log links and visibility", log_links),
+        ("commit-time positions", commit_time_positions),
+        ("embargo index", embargo_index),
     ];
     for (name, check) in checks {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for {name}: {e}"));
@@ -398,4 +401,128 @@ fn reopening(open: Open<'_>, dir: &Path) {
         ..Default::default()
     };
     assert_eq!(names(&ok(store.list(&tech, None, 10))), ["kept"]);
+}
+
+fn replace(id: Uuid, expected: i64, mut next: PressRelease, kind: ChangeKind) -> Change {
+    next.revision = expected + 1;
+    Change::Replace(Replacement {
+        id,
+        expected_revision: expected,
+        release: next,
+        kind,
+    })
+}
+
+fn log_links(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let (id, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let Change::Create(mut embargoed) = create(id, "x", &["tech"]) else {
+        unreachable!()
+    };
+    embargoed.release.state = State::Embargoed as i32;
+    commit(
+        &*store,
+        vec![Change::Create(embargoed), create(other, "y", &[])],
+    );
+    let mut published = release(id, "x", &["tech"], 1_700_000_000);
+    published.revision = 1;
+    commit(
+        &*store,
+        vec![replace(id, 1, published.clone(), ChangeKind::Published)],
+    );
+    let mut moved = published.clone();
+    moved.revision = 2;
+    moved.channels = vec!["sport".into()];
+    commit(&*store, vec![replace(id, 2, moved, ChangeKind::Updated)]);
+
+    let log = ok(store.read_log(0, 10, 10));
+    assert_eq!(log.len(), 4);
+    let tech = facet_hash(Facet::Channel, "tech");
+    let sport = facet_hash(Facet::Channel, "sport");
+    // Created embargoed: not visible, no link.
+    assert_eq!(
+        (log[0].prev_seq, log[0].prev_visible, log[0].visible),
+        (0, false, false)
+    );
+    assert!(log[0].facets.is_empty());
+    // Published: linked to the creation, visible now with its facets.
+    assert_eq!(
+        (log[2].prev_seq, log[2].prev_visible, log[2].visible),
+        (1, false, true)
+    );
+    assert!(log[2].facets.contains(&tech));
+    assert!(log[2].prev_facets.is_empty());
+    // Updated: the previous version's facets ride along.
+    assert_eq!(
+        (log[3].prev_seq, log[3].prev_visible, log[3].visible),
+        (3, true, true)
+    );
+    assert!(log[3].prev_facets.contains(&tech) && !log[3].prev_facets.contains(&sport));
+    assert!(log[3].facets.contains(&sport) && !log[3].facets.contains(&tech));
+    assert_eq!(log[3].change_kind(), ChangeKind::Updated);
+}
+
+fn commit_time_positions(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    assert_eq!(ok(store.log_position_at(&at(0))), 0);
+    for (time, count) in [(100, 2), (200, 3), (300, 1)] {
+        let changes = (0..count)
+            .map(|_| create(Uuid::now_v7(), "t", &[]))
+            .collect();
+        ok(store.commit(changes, at(time)));
+    }
+    // Entries 1-2 at 100, 3-5 at 200, 6 at 300.
+    assert_eq!(ok(store.log_position_at(&at(50))), 0);
+    assert_eq!(ok(store.log_position_at(&at(100))), 0);
+    assert_eq!(ok(store.log_position_at(&at(150))), 2);
+    assert_eq!(ok(store.log_position_at(&at(300))), 5);
+    assert_eq!(ok(store.log_position_at(&at(301))), 6);
+    // A clock that goes back does not make commit times go back.
+    ok(store.commit(vec![create(Uuid::now_v7(), "late", &[])], at(250)));
+    let last = ok(store.read_log(6, 7, 1));
+    assert_eq!(last[0].commit_time, Some(at(300)));
+}
+
+fn embargo_index(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    assert_eq!(ok(store.next_embargo()), None);
+    let embargo = |id: Uuid, seconds: i64| {
+        let Change::Create(mut create) = create(id, "e", &[]) else {
+            unreachable!()
+        };
+        create.release.state = State::Embargoed as i32;
+        create.release.embargo_time = Some(at(seconds));
+        Change::Create(create)
+    };
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    commit(
+        &*store,
+        vec![embargo(a, 300), embargo(b, 100), embargo(c, 200)],
+    );
+    assert_eq!(ok(store.next_embargo()), Some((at(100), b)));
+    assert_eq!(ok(store.embargoes_due(&at(250), 10)), vec![b, c]);
+    assert_eq!(ok(store.embargoes_due(&at(250), 1)), vec![b]);
+    assert!(ok(store.embargoes_due(&at(99), 10)).is_empty());
+
+    // Moving an embargo moves its index entry; publishing or withdrawing
+    // removes it.
+    let mut later = release(b, "e", &[], 1_700_000_000);
+    later.state = State::Embargoed as i32;
+    later.embargo_time = Some(at(400));
+    let mut published = release(c, "e", &[], 1_700_000_000);
+    published.revision = 1;
+    let tombstone = PressRelease {
+        state: State::Withdrawn as i32,
+        ..Default::default()
+    };
+    commit(
+        &*store,
+        vec![
+            replace(b, 1, later, ChangeKind::Updated),
+            replace(c, 1, published, ChangeKind::Published),
+            replace(a, 1, tombstone, ChangeKind::Withdrawn),
+        ],
+    );
+    assert_eq!(ok(store.next_embargo()), Some((at(400), b)));
+    assert_eq!(ok(store.embargoes_due(&at(1_000), 10)), vec![b]);
 }

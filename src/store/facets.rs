@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use sha2::{Digest, Sha256};
+
 use crate::proto::v1::PressRelease;
 
 /// A field of a press release that has a secondary index.
@@ -91,6 +93,29 @@ pub fn facet_values(release: &PressRelease) -> BTreeSet<(Facet, String)> {
             }
         }
     }
+    out
+}
+
+/// A stable 8-byte hash of a normalised facet value, as the change log keeps
+/// it (the log never holds the values themselves).
+pub fn facet_hash(facet: Facet, value: &str) -> u64 {
+    let digest = Sha256::new()
+        .chain_update([facet.tag()])
+        .chain_update(value.as_bytes())
+        .finalize();
+    let mut out = [0; 8];
+    out.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(out)
+}
+
+/// The sorted hashes of every facet value of a release.
+pub fn facet_hashes(release: &PressRelease) -> Vec<u64> {
+    let mut out: Vec<u64> = facet_values(release)
+        .iter()
+        .map(|(facet, value)| facet_hash(*facet, value))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 

@@ -5,8 +5,9 @@
 //! | prefix | key                                   | value                     |
 //! |--------|---------------------------------------|---------------------------|
 //! | `m`    | meta name                             | meta value                |
-//! | `r`    | release id (16)                       | checksummed `PressRelease`|
+//! | `r`    | release id (16)                       | checksummed record        |
 //! | `l`    | sequence number (8, big endian)       | checksummed `LogEntry`    |
+//! | `t`    | commit time (12), first sequence (8)  | empty, one per commit     |
 //! | `p`    | list position (28)                    | empty                     |
 //! | `f`    | facet (1), value, `0`, list position  | empty                     |
 //! | `e`    | embargo time (12), release id (16)    | empty                     |
@@ -24,6 +25,7 @@ use uuid::Uuid;
 pub(crate) const META: u8 = b'm';
 pub(crate) const RELEASE: u8 = b'r';
 pub(crate) const LOG: u8 = b'l';
+pub(crate) const COMMIT_TIME: u8 = b't';
 pub(crate) const PUBLISHED: u8 = b'p';
 pub(crate) const FACET: u8 = b'f';
 pub(crate) const EMBARGO: u8 = b'e';
@@ -110,11 +112,6 @@ pub(crate) fn log_key(seq: u64) -> Vec<u8> {
     prefixed(LOG, &seq.to_be_bytes())
 }
 
-pub(crate) fn seq_from_log_key(key: &[u8]) -> Option<u64> {
-    let bytes: [u8; 8] = key.get(1..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(bytes))
-}
-
 pub(crate) fn published_key(position: &ListPosition) -> Vec<u8> {
     prefixed(PUBLISHED, &position.0)
 }
@@ -140,6 +137,31 @@ pub(crate) fn embargo_key(embargo_time: &Timestamp, id: &Uuid) -> Vec<u8> {
     out.extend_from_slice(&time_bytes(embargo_time));
     out.extend_from_slice(id.as_bytes());
     out
+}
+
+/// Splits an embargo key into its time and release id.
+pub(crate) fn parse_embargo_key(key: &[u8]) -> Option<(Timestamp, Uuid)> {
+    let time: [u8; TIME_LEN] = key.get(1..1 + TIME_LEN)?.try_into().ok()?;
+    let id = Uuid::from_slice(key.get(1 + TIME_LEN..)?).ok()?;
+    Some((time_from_bytes(&time), id))
+}
+
+/// The commit-time index entry of a commit whose first entry is `seq`.
+pub(crate) fn commit_time_key(time: &Timestamp, seq: u64) -> Vec<u8> {
+    let mut out = commit_time_prefix(time);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Where commits at or after `time` start in the commit-time index.
+pub(crate) fn commit_time_prefix(time: &Timestamp) -> Vec<u8> {
+    prefixed(COMMIT_TIME, &time_bytes(time))
+}
+
+/// The first sequence number of the commit a commit-time key names.
+pub(crate) fn seq_from_commit_time_key(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(1 + TIME_LEN..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
 }
 
 pub(crate) fn request_key(request_id: &str) -> Vec<u8> {
@@ -214,14 +236,22 @@ mod tests {
         #[test]
         fn log_keys_sort_by_sequence(a in any::<u64>(), b in any::<u64>()) {
             prop_assert_eq!(log_key(a).cmp(&log_key(b)), a.cmp(&b));
-            prop_assert_eq!(seq_from_log_key(&log_key(a)), Some(a));
         }
 
         #[test]
-        fn embargo_keys_sort_by_time(a in timestamp(), b in timestamp(), ia in any::<u128>()) {
+        fn embargo_keys_sort_by_time_and_parse_back(a in timestamp(), b in timestamp(), ia in any::<u128>()) {
             let id = Uuid::from_u128(ia);
             let (ka, kb) = (embargo_key(&a, &id), embargo_key(&b, &id));
             prop_assert_eq!(ka.cmp(&kb), key(&a).cmp(&key(&b)));
+            prop_assert_eq!(parse_embargo_key(&ka), Some((a, id)));
+        }
+
+        #[test]
+        fn commit_time_keys_sort_by_time_then_seq(a in timestamp(), b in timestamp(), sa in any::<u64>(), sb in any::<u64>()) {
+            let (ka, kb) = (commit_time_key(&a, sa), commit_time_key(&b, sb));
+            prop_assert_eq!(ka.cmp(&kb), key(&a).cmp(&key(&b)).then(sa.cmp(&sb)));
+            prop_assert!(ka.starts_with(&commit_time_prefix(&a)));
+            prop_assert_eq!(seq_from_commit_time_key(&ka), Some(sa));
         }
 
         #[test]

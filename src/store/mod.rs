@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::proto::v1::PressRelease;
 
-pub use facets::{Facet, facet_values};
+pub use facets::{Facet, facet_hash, facet_hashes, facet_values};
 pub use keys::ListPosition;
 pub use record::{ChangeKind, LogEntry};
 pub use sled_store::SledStore;
@@ -210,6 +210,17 @@ pub trait Store: Send + Sync + 'static {
     /// Change-log entries with `after < seq <= up_to`, in order, at most
     /// `limit` of them.
     fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// The log position from which the entries committed at or after `time`
+    /// follow: reading after it yields exactly those entries.
+    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError>;
+
+    /// The earliest pending embargo: its time and release.
+    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError>;
+
+    /// Embargoed releases whose embargo time is at or before `now`, earliest
+    /// first, at most `limit` of them.
+    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError>;
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;

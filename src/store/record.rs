@@ -60,9 +60,23 @@ pub enum ChangeKind {
     Withdrawn = 4,
 }
 
+/// The value stored under a release key: the record and the sequence number
+/// of its latest change-log entry.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct StoredRelease {
+    #[prost(message, optional, tag = "1")]
+    pub release: Option<crate::proto::v1::PressRelease>,
+    #[prost(uint64, tag = "2")]
+    pub last_seq: u64,
+}
+
 /// One entry of the change log. The entry names the release and the revision
 /// the change produced; the content is read from the record, so that a
-/// withdrawal purges it everywhere.
+/// withdrawal purges it everywhere. What readers need to decide cheaply
+/// whether an entry concerns them rides along: whether the release was
+/// visible (published) before and after the change, and 8-byte hashes of its
+/// filterable values then (never the values themselves), with the link to
+/// the release's previous entry.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogEntry {
     /// Position in the log: 1, 2, 3, … with no gaps.
@@ -80,6 +94,28 @@ pub struct LogEntry {
     /// When the change was committed.
     #[prost(message, optional, tag = "5")]
     pub commit_time: Option<Timestamp>,
+    /// The release's previous entry (0 for a creation).
+    #[prost(uint64, tag = "6")]
+    pub prev_seq: u64,
+    /// Whether the release was published before this change.
+    #[prost(bool, tag = "7")]
+    pub prev_visible: bool,
+    /// Facet hashes of the version before this change, if it was published.
+    #[prost(fixed64, repeated, tag = "8")]
+    pub prev_facets: Vec<u64>,
+    /// Whether the release is published after this change.
+    #[prost(bool, tag = "9")]
+    pub visible: bool,
+    /// Facet hashes of the version after this change, if it is published.
+    #[prost(fixed64, repeated, tag = "10")]
+    pub facets: Vec<u64>,
+}
+
+impl LogEntry {
+    /// The kind of change.
+    pub fn change_kind(&self) -> ChangeKind {
+        ChangeKind::try_from(self.kind).unwrap_or(ChangeKind::Unspecified)
+    }
 }
 
 /// The value of a source-index entry: which release holds the

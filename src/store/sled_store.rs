@@ -12,7 +12,10 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use prost_types::Timestamp;
@@ -20,20 +23,22 @@ use uuid::Uuid;
 
 use super::{
     Applied, Change, ChangeKind, ChangeResult, ListPosition, ListQuery, LogEntry, NewRelease,
-    Rejected, Replacement, Store, StoreError, facet_values,
+    Rejected, Replacement, Store, StoreError, facet_hashes, facet_values,
     keys::{self, POSITION_LEN},
-    record::{SourceClaim, open, open_message, seal, seal_message},
+    record::{SourceClaim, StoredRelease, open, open_message, seal, seal_message},
 };
 use crate::proto::v1::{PressRelease, press_release::State};
 
 /// The on-disk format this build reads and writes.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// A [`Store`] on a sled database in a directory.
 pub struct SledStore {
     db: sled::Db,
     store_id: Uuid,
     head: AtomicU64,
+    /// Commit times never go backwards, even if the clock does.
+    last_commit_time: Mutex<Timestamp>,
     poisoned: AtomicBool,
 }
 
@@ -47,21 +52,23 @@ impl SledStore {
             .open()
             .map_err(StoreError::engine)?;
         let store_id = Self::read_or_init_meta(&db)?;
-        let head = match db
+        let (head, last_commit_time) = match db
             .scan_prefix([keys::LOG])
             .next_back()
             .transpose()
             .map_err(StoreError::engine)?
         {
-            Some((key, _)) => keys::seq_from_log_key(&key).ok_or_else(|| StoreError::Corrupt {
-                key: key.escape_ascii().to_string(),
-            })?,
-            None => 0,
+            Some((key, value)) => {
+                let entry: LogEntry = open_message(&key, &value)?;
+                (entry.seq, entry.commit_time.unwrap_or_default())
+            }
+            None => (0, Timestamp::default()),
         };
         Ok(Self {
             db,
             store_id,
             head: AtomicU64::new(head),
+            last_commit_time: Mutex::new(last_commit_time),
             poisoned: AtomicBool::new(false),
         })
     }
@@ -105,7 +112,7 @@ impl SledStore {
     fn read_release(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
         let key = keys::release_key(id);
         match self.db.get(&key).map_err(StoreError::engine)? {
-            Some(value) => open_message(&key, &value).map(Some),
+            Some(value) => unwrap_record(&key, open_message(&key, &value)?).map(Some),
             None => Ok(None),
         }
     }
@@ -281,10 +288,22 @@ impl Store for SledStore {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(StoreError::Poisoned);
         }
+        let mut last_commit_time = self
+            .last_commit_time
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let commit_time = if (commit_time.seconds, commit_time.nanos)
+            < (last_commit_time.seconds, last_commit_time.nanos)
+        {
+            *last_commit_time
+        } else {
+            commit_time
+        };
+        let first_seq = self.head.load(Ordering::Acquire) + 1;
         let mut plan = Plan {
             db: &self.db,
             pending: BTreeMap::new(),
-            seq: self.head.load(Ordering::Acquire),
+            seq: first_seq - 1,
             commit_time,
         };
         let results = changes
@@ -296,6 +315,9 @@ impl Store for SledStore {
             .collect::<Result<Vec<_>, _>>()?;
         if plan.pending.is_empty() {
             return Ok(results);
+        }
+        if plan.seq >= first_seq {
+            plan.put(keys::commit_time_key(&commit_time, first_seq), Vec::new());
         }
         let mut batch = sled::Batch::default();
         for (key, value) in plan.pending {
@@ -317,6 +339,7 @@ impl Store for SledStore {
             self.poisoned.store(true, Ordering::Release);
             return Err(error);
         }
+        *last_commit_time = commit_time;
         Ok(results)
     }
 
@@ -367,6 +390,43 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
+        let start = keys::commit_time_prefix(time);
+        match self.db.range(start..vec![keys::COMMIT_TIME + 1]).next() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(StoreError::engine)?;
+                let seq = keys::seq_from_commit_time_key(&key).ok_or_else(|| corrupt(&key))?;
+                Ok(seq.saturating_sub(1))
+            }
+            None => Ok(self.log_head()),
+        }
+    }
+
+    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
+        match self.db.scan_prefix([keys::EMBARGO]).next() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(StoreError::engine)?;
+                keys::parse_embargo_key(&key)
+                    .map(Some)
+                    .ok_or_else(|| corrupt(&key))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([keys::EMBARGO]).take(limit) {
+            let (key, _) = entry.map_err(StoreError::engine)?;
+            let (time, id) = keys::parse_embargo_key(&key).ok_or_else(|| corrupt(&key))?;
+            if (time.seconds, time.nanos) > (now.seconds, now.nanos) {
+                break;
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(StoreError::engine)
     }
@@ -393,10 +453,14 @@ impl Plan<'_> {
         }
     }
 
-    fn read_release(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+    fn read_stored(&self, id: &Uuid) -> Result<Option<(PressRelease, u64)>, StoreError> {
         let key = keys::release_key(id);
         match self.read(&key)? {
-            Some(value) => open_message(&key, &value).map(Some),
+            Some(value) => {
+                let stored: StoredRelease = open_message(&key, &value)?;
+                let last_seq = stored.last_seq;
+                Ok(Some((unwrap_record(&key, stored)?, last_seq)))
+            }
             None => Ok(None),
         }
     }
@@ -404,7 +468,10 @@ impl Plan<'_> {
     /// The release an index entry points at, which must exist.
     fn indexed_release(&self, key: &[u8], id_bytes: &[u8]) -> Result<PressRelease, StoreError> {
         let id = Uuid::from_slice(id_bytes).map_err(|_| corrupt(key))?;
-        self.read_release(&id)?.ok_or_else(|| corrupt(key))
+        match self.read_stored(&id)? {
+            Some((release, _)) => Ok(release),
+            None => Err(corrupt(key)),
+        }
     }
 
     fn create(&mut self, create: NewRelease) -> Result<ChangeResult, StoreError> {
@@ -443,13 +510,18 @@ impl Plan<'_> {
     }
 
     fn replace(&mut self, replace: Replacement) -> Result<ChangeResult, StoreError> {
-        let Some(current) = self.read_release(&replace.id)? else {
+        let Some((current, last_seq)) = self.read_stored(&replace.id)? else {
             return Ok(Err(Rejected::NotFound));
         };
         if current.revision != replace.expected_revision {
             return Ok(Err(Rejected::Stale(current)));
         }
-        let seq = self.write(&replace.id, Some(&current), &replace.release, replace.kind);
+        let seq = self.write(
+            &replace.id,
+            Some((&current, last_seq)),
+            &replace.release,
+            replace.kind,
+        );
         Ok(Ok(Applied::Committed {
             release: replace.release,
             seq,
@@ -460,11 +532,11 @@ impl Plan<'_> {
     fn write(
         &mut self,
         id: &Uuid,
-        previous: Option<&PressRelease>,
+        previous: Option<(&PressRelease, u64)>,
         release: &PressRelease,
         kind: ChangeKind,
     ) -> u64 {
-        if let Some(previous) = previous {
+        if let Some((previous, _)) = previous {
             for key in index_keys(id, previous) {
                 self.pending.insert(key, None);
             }
@@ -472,14 +544,35 @@ impl Plan<'_> {
         for key in index_keys(id, release) {
             self.put(key, Vec::new());
         }
-        self.put(keys::release_key(id), seal_message(release));
         self.seq += 1;
+        let stored = StoredRelease {
+            release: Some(release.clone()),
+            last_seq: self.seq,
+        };
+        self.put(keys::release_key(id), seal_message(&stored));
+        let visible = |r: &PressRelease| r.state() == State::Published;
+        let (prev_seq, prev_visible, prev_facets) = match previous {
+            Some((previous, last_seq)) if visible(previous) => {
+                (last_seq, true, facet_hashes(previous))
+            }
+            Some((_, last_seq)) => (last_seq, false, Vec::new()),
+            None => (0, false, Vec::new()),
+        };
         let entry = LogEntry {
             seq: self.seq,
             release_id: id.as_bytes().to_vec(),
             kind: kind as i32,
             revision: release.revision,
             commit_time: Some(self.commit_time),
+            prev_seq,
+            prev_visible,
+            prev_facets,
+            visible: visible(release),
+            facets: if visible(release) {
+                facet_hashes(release)
+            } else {
+                Vec::new()
+            },
         };
         self.put(keys::log_key(self.seq), seal_message(&entry));
         self.seq
@@ -512,6 +605,11 @@ fn index_keys(id: &Uuid, release: &PressRelease) -> Vec<Vec<u8>> {
         }
         State::Withdrawn | State::Unspecified => Vec::new(),
     }
+}
+
+/// The release inside a stored record, which must be there.
+fn unwrap_record(key: &[u8], stored: StoredRelease) -> Result<PressRelease, StoreError> {
+    stored.release.ok_or_else(|| corrupt(key))
 }
 
 /// The latest representable time before `time`.

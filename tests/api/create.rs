@@ -9,7 +9,9 @@ use pressroom::proto::v1::{
 };
 use tonic::Code;
 
-use crate::helpers::{TestResult, TestServer, create_request, from_now, release, violated_fields};
+use crate::helpers::{
+    TestResult, TestServer, create_request, from_now, listed_names, release, violated_fields,
+};
 
 #[tokio::test]
 async fn create_sets_output_fields_and_get_returns_the_same() -> TestResult {
@@ -302,16 +304,7 @@ async fn an_embargoed_release_is_stored_but_not_listed() -> TestResult {
         .create_press_release(create_request(release("Visible")))
         .await?
         .into_inner();
-    let listed: Vec<String> = server
-        .client
-        .list_press_releases(ListPressReleasesRequest::default())
-        .await?
-        .into_inner()
-        .press_releases
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
-    assert_eq!(listed, [visible.name]);
+    assert_eq!(listed_names(&mut server.client).await?, [visible.name]);
     let got = server
         .client
         .get_press_release(GetPressReleaseRequest {

@@ -4,14 +4,18 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use pressroom::{
     App, AppError, ServeConfig,
+    feed::{WatcherRegistry, cursor::Cursor},
     proto::v1::{
-        CreatePressReleaseRequest, PressRelease,
+        CreatePressReleaseRequest, PressRelease, PressReleaseEvent, Progress,
+        WatchPressReleasesRequest, WatchPressReleasesResponse,
         press_release_service_client::PressReleaseServiceClient,
+        watch_press_releases_response::Kind,
     },
 };
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{Code, Status, transport::Channel};
+use tokio_stream::StreamExt;
+use tonic::{Code, Status, Streaming, transport::Channel};
 use tonic_types::StatusExt;
 
 /// Test results: any error fails the test with its message.
@@ -21,6 +25,7 @@ pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub client: PressReleaseServiceClient<Channel>,
+    pub watchers: WatcherRegistry,
     dir: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
@@ -31,6 +36,12 @@ impl TestServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         Self::start_in(Arc::new(dir), &[]).await
+    }
+
+    /// Starts a server on a fresh data dir with extra `serve` flags.
+    pub async fn start_with(flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        Self::start_in(Arc::new(dir), flags).await
     }
 
     /// Starts a server on an existing data dir.
@@ -53,6 +64,7 @@ impl TestServer {
             .await
             .unwrap_or_else(|e| panic!("build: {e}"));
         let addr = app.local_addr();
+        let watchers = app.watchers();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -61,6 +73,7 @@ impl TestServer {
         Self {
             addr,
             client,
+            watchers,
             dir,
             stop: Some(stop),
             task: Some(task),
@@ -85,8 +98,32 @@ impl TestServer {
 
     /// Stops the server, then starts a new one on the same data dir.
     pub async fn restart(self) -> Self {
+        self.restart_with(&[]).await
+    }
+
+    /// Stops the server, then starts a new one on the same data dir with
+    /// extra flags.
+    pub async fn restart_with(self, flags: &[&str]) -> Self {
         let dir = self.stop().await;
-        Self::start_in(dir, &[]).await
+        Self::start_in(dir, flags).await
+    }
+
+    /// A client on its own connection with fixed 64 KiB HTTP/2 windows, for
+    /// a consumer that stops reading.
+    pub async fn stalling_client(&self) -> PressReleaseServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap_or_else(|e| panic!("uri: {e}"))
+            .initial_stream_window_size(Some(65_535))
+            .initial_connection_window_size(Some(65_535))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        PressReleaseServiceClient::new(channel)
+    }
+
+    /// A client on its own connection.
+    pub async fn new_client(&self) -> PressReleaseServiceClient<Channel> {
+        PressReleaseServiceClient::new(self.channel().await)
     }
 
     /// Asks the server to stop and returns the time it took to finish.
@@ -178,4 +215,127 @@ pub fn from_now(seconds: i64) -> prost_types::Timestamp {
 /// A timestamp as a comparable `(seconds, nanos)`; `None` sorts first.
 pub fn instant(time: Option<prost_types::Timestamp>) -> Option<(i64, i32)> {
     time.map(|t| (t.seconds, t.nanos))
+}
+
+/// The names on the first page of an unfiltered List.
+pub async fn listed_names(
+    client: &mut PressReleaseServiceClient<Channel>,
+) -> Result<Vec<String>, Status> {
+    Ok(client
+        .list_press_releases(pressroom::proto::v1::ListPressReleasesRequest::default())
+        .await?
+        .into_inner()
+        .press_releases
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
+
+/// Opens a watch stream.
+pub async fn watch(
+    client: &mut PressReleaseServiceClient<Channel>,
+    request: WatchPressReleasesRequest,
+) -> Result<Streaming<WatchPressReleasesResponse>, Status> {
+    Ok(client.watch_press_releases(request).await?.into_inner())
+}
+
+/// What a watch stream delivered.
+#[derive(Debug, Default)]
+pub struct Watched {
+    pub events: Vec<PressReleaseEvent>,
+    pub progress: Vec<Progress>,
+    /// Every cursor in the order received (events and progress).
+    pub cursors: Vec<String>,
+}
+
+impl Watched {
+    /// The last cursor received.
+    pub fn last_cursor(&self) -> String {
+        self.cursors.last().cloned().unwrap_or_default()
+    }
+
+    /// The names of the events, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| {
+                e.press_release
+                    .as_ref()
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+}
+
+/// Reads from a stream until `done` says so, failing after `timeout`.
+pub async fn read_until(
+    stream: &mut Streaming<WatchPressReleasesResponse>,
+    timeout: Duration,
+    mut done: impl FnMut(&Watched) -> bool,
+) -> Result<Watched, Box<dyn std::error::Error + Send + Sync>> {
+    let mut watched = Watched::default();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !done(&watched) {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| {
+                format!(
+                    "timed out; got {} events, {} progress",
+                    watched.events.len(),
+                    watched.progress.len()
+                )
+            })?;
+        match next.ok_or("the stream ended")??.kind {
+            Some(Kind::Event(event)) => {
+                watched.cursors.push(event.cursor.clone());
+                watched.events.push(event);
+            }
+            Some(Kind::Progress(progress)) => {
+                watched.cursors.push(progress.cursor.clone());
+                watched.progress.push(progress);
+            }
+            None => return Err("a message without a kind".into()),
+        }
+    }
+    Ok(watched)
+}
+
+/// Reads until `count` events have arrived.
+pub async fn read_events(
+    stream: &mut Streaming<WatchPressReleasesResponse>,
+    count: usize,
+) -> Result<Watched, Box<dyn std::error::Error + Send + Sync>> {
+    read_until(stream, Duration::from_secs(60), |w| w.events.len() >= count).await
+}
+
+/// Reads until the stream reports it has caught up.
+pub async fn read_until_caught_up(
+    stream: &mut Streaming<WatchPressReleasesResponse>,
+) -> Result<Watched, Box<dyn std::error::Error + Send + Sync>> {
+    read_until(stream, Duration::from_secs(60), |w| {
+        w.progress.iter().any(|p| p.caught_up)
+    })
+    .await
+}
+
+/// The log position of a cursor (tests may look inside; callers may not).
+pub fn seq(cursor: &str) -> u64 {
+    Cursor::decode(cursor)
+        .unwrap_or_else(|_| panic!("not a cursor: {cursor:?}"))
+        .seq
+}
+
+/// Asserts event cursors strictly increase and no cursor goes back.
+pub fn assert_cursor_order(watched: &Watched) {
+    let events: Vec<u64> = watched.events.iter().map(|e| seq(&e.cursor)).collect();
+    assert!(
+        events.windows(2).all(|w| w[0] < w[1]),
+        "event cursors must strictly increase: {events:?}"
+    );
+    let all: Vec<u64> = watched.cursors.iter().map(|c| seq(c)).collect();
+    assert!(
+        all.windows(2).all(|w| w[0] <= w[1]),
+        "cursors must never go back: {all:?}"
+    );
 }

@@ -5,6 +5,9 @@
 mod helpers;
 
 mod create;
+mod embargo;
+mod import;
 mod list;
 mod server;
 mod update_and_withdraw;
+mod watch;

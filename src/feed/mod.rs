@@ -1,0 +1,264 @@
+//! Readers of the change log. [`Feed`] serves `WatchPressReleases`: each
+//! stream is a task that reads the log at its own pace, up to the durable
+//! head the writer publishes, and hands events to its consumer through a
+//! small bounded buffer; new commits only wake it. [`embargo`] publishes
+//! embargoed releases when their time comes.
+//!
+//! Nothing here writes to the store directly, and no reader is ever handed a
+//! sled subscriber or an unbounded queue: a stalled consumer holds at most
+//! its buffer and one chunk of events, and slows nobody else.
+
+pub mod cursor;
+pub mod embargo;
+mod selection;
+mod watch;
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, watch as tokio_watch};
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{DomainError, filter, validate},
+    proto::v1::{
+        StartPosition, WatchPressReleasesRequest, WatchPressReleasesResponse,
+        watch_press_releases_request::Start,
+    },
+    store::{Store, Writer},
+};
+use cursor::Cursor;
+use selection::Selection;
+
+/// How watch streams behave.
+#[derive(Clone, Debug)]
+pub struct FeedSettings {
+    /// A Progress is sent when nothing else was sent for this long.
+    pub progress_interval: Duration,
+    /// Messages a stream may hold for a slow consumer.
+    pub buffer: usize,
+}
+
+/// One item of a watch stream.
+pub type WatchItem = Result<WatchPressReleasesResponse, DomainError>;
+
+/// Serves watch streams over a store's change log.
+#[derive(Clone)]
+pub struct Feed {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    durable_head: tokio_watch::Receiver<u64>,
+    settings: FeedSettings,
+    stop: CancellationToken,
+    watchers: WatcherRegistry,
+}
+
+impl Feed {
+    /// A feed over `store`, following the writer's durable head. Streams end
+    /// with UNAVAILABLE once `stop` is cancelled.
+    pub fn new(
+        store: Arc<dyn Store>,
+        writer: &Writer,
+        settings: FeedSettings,
+        stop: CancellationToken,
+        watchers: WatcherRegistry,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                durable_head: writer.durable_head(),
+                settings,
+                stop,
+                watchers,
+            }),
+        }
+    }
+
+    /// Starts a watch stream.
+    pub fn watch(&self, request: WatchPressReleasesRequest) -> Result<WatchStream, DomainError> {
+        let query = filter::to_query(request.filter.as_ref(), "filter")?;
+        let start = self.start_position(request.start)?;
+        let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));
+        let stats = self.shared.watchers.register(start);
+        let task = watch::Reader {
+            shared: Arc::clone(&self.shared),
+            selection: Selection::new(query),
+            start,
+            sender,
+            stats: Arc::clone(&stats),
+        };
+        tokio::spawn(task.run());
+        Ok(WatchStream { receiver, stats })
+    }
+
+    /// Resolves where a stream starts: it delivers what comes after this
+    /// log position.
+    fn start_position(&self, start: Option<Start>) -> Result<u64, DomainError> {
+        let durable = *self.shared.durable_head.borrow();
+        match start {
+            None => Ok(durable),
+            Some(Start::Position(position)) => match StartPosition::try_from(position) {
+                Ok(StartPosition::Beginning) => Ok(0),
+                Ok(StartPosition::Now | StartPosition::Unspecified) => Ok(durable),
+                Err(_) => Err(DomainError::invalid(
+                    "position",
+                    format!("unknown value {position}"),
+                )),
+            },
+            Some(Start::StartTime(time)) => {
+                if !validate::is_valid_time(&time) {
+                    return Err(DomainError::invalid(
+                        "start_time",
+                        "must be a valid timestamp between 0001-01-01 and 9999-12-31",
+                    ));
+                }
+                Ok(self.shared.store.log_position_at(&time)?.min(durable))
+            }
+            Some(Start::AfterCursor(text)) => {
+                let cursor = Cursor::decode(&text).map_err(|_| {
+                    DomainError::invalid("after_cursor", "is not a cursor from this service")
+                })?;
+                if cursor.store_id != self.shared.store.store_id() {
+                    return Err(DomainError::FailedPrecondition(
+                        "the cursor was issued by another Pressroom store; start again from the beginning"
+                            .into(),
+                    ));
+                }
+                if cursor.seq > durable {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "the cursor is ahead of this server's change log (at {durable}); \
+                         the store may have been restored from an older backup: start again from the beginning"
+                    )));
+                }
+                Ok(cursor.seq)
+            }
+        }
+    }
+}
+
+/// The consumer's end of a watch stream.
+pub struct WatchStream {
+    receiver: mpsc::Receiver<WatchItem>,
+    stats: Arc<WatcherStats>,
+}
+
+impl Stream for WatchStream {
+    type Item = WatchItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchItem>> {
+        let polled = self.receiver.poll_recv(cx);
+        if let Poll::Ready(Some(item)) = &polled {
+            self.stats.taken(item);
+        }
+        polled
+    }
+}
+
+/// The watch streams that are open, and what each holds.
+#[derive(Clone, Default)]
+pub struct WatcherRegistry {
+    streams: Arc<Mutex<HashMap<u64, Arc<WatcherStats>>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// What one watch stream holds and how far it has read.
+#[derive(Debug, Default)]
+pub struct WatcherStats {
+    id: u64,
+    position: AtomicU64,
+    buffered_messages: AtomicUsize,
+    buffered_bytes: AtomicUsize,
+}
+
+/// A snapshot of one stream's [`WatcherStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatcherSnapshot {
+    /// Log position read up to.
+    pub position: u64,
+    /// Messages read from the log but not yet taken by the transport.
+    pub buffered_messages: usize,
+    /// Their encoded size.
+    pub buffered_bytes: usize,
+}
+
+impl WatcherRegistry {
+    /// Every open stream.
+    pub fn snapshot(&self) -> Vec<WatcherSnapshot> {
+        let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = streams
+            .values()
+            .map(|s| {
+                (
+                    s.id,
+                    WatcherSnapshot {
+                        position: s.position.load(Ordering::Relaxed),
+                        buffered_messages: s.buffered_messages.load(Ordering::Relaxed),
+                        buffered_bytes: s.buffered_bytes.load(Ordering::Relaxed),
+                    },
+                )
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out.into_iter().map(|(_, snapshot)| snapshot).collect()
+    }
+
+    /// How many streams are open.
+    pub fn active(&self) -> usize {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn register(&self, position: u64) -> Arc<WatcherStats> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::new(WatcherStats {
+            id,
+            position: AtomicU64::new(position),
+            ..Default::default()
+        });
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&stats));
+        stats
+    }
+
+    fn unregister(&self, stats: &WatcherStats) {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&stats.id);
+    }
+}
+
+impl WatcherStats {
+    fn queued(&self, item: &WatchItem) {
+        self.buffered_messages.fetch_add(1, Ordering::Relaxed);
+        self.buffered_bytes
+            .fetch_add(size_of_item(item), Ordering::Relaxed);
+    }
+
+    fn taken(&self, item: &WatchItem) {
+        self.buffered_messages.fetch_sub(1, Ordering::Relaxed);
+        self.buffered_bytes
+            .fetch_sub(size_of_item(item), Ordering::Relaxed);
+    }
+}
+
+fn size_of_item(item: &WatchItem) -> usize {
+    use prost::Message as _;
+    item.as_ref().map(|m| m.encoded_len()).unwrap_or(0)
+}

@@ -1,0 +1,177 @@
+//! The embargo scheduler: invisible before its time, PUBLISHED at its time,
+//! also across a restart; changes before the time behave.
+
+use std::time::{Duration, Instant};
+
+use pressroom::proto::v1::{
+    DeletePressReleaseRequest, EventType, GetPressReleaseRequest, PressRelease, StartPosition,
+    UpdatePressReleaseRequest, WatchPressReleasesRequest, press_release::State,
+    watch_press_releases_request::Start,
+};
+use prost_types::FieldMask;
+
+use crate::helpers::{
+    TestResult, TestServer, create_request, from_now, listed_names, read_events, read_until,
+    read_until_caught_up, release, watch,
+};
+
+fn embargoed(headline: &str, seconds: i64) -> PressRelease {
+    PressRelease {
+        embargo_time: Some(from_now(seconds)),
+        ..release(headline)
+    }
+}
+
+fn beginning() -> WatchPressReleasesRequest {
+    WatchPressReleasesRequest {
+        filter: None,
+        start: Some(Start::Position(StartPosition::Beginning as i32)),
+    }
+}
+
+#[tokio::test]
+async fn an_embargo_is_lifted_at_its_time_and_not_before() -> TestResult {
+    let mut server = TestServer::start().await;
+    let created = server
+        .client
+        .create_press_release(create_request(embargoed("Results", 3)))
+        .await?
+        .into_inner();
+    let embargo = created.embargo_time.ok_or("embargo time")?;
+    assert_eq!(created.state(), State::Embargoed);
+    let mut stream = watch(&mut server.new_client().await, beginning()).await?;
+    let history = read_until_caught_up(&mut stream).await?;
+    assert!(
+        history.events.is_empty(),
+        "nothing of an embargoed release is streamed before its time"
+    );
+    assert!(listed_names(&mut server.client).await?.is_empty());
+
+    let published = read_events(&mut stream, 1).await?;
+    let arrived = std::time::SystemTime::now();
+    let event = &published.events[0];
+    assert_eq!(event.r#type(), EventType::Published);
+    let release = event.press_release.clone().unwrap_or_default();
+    assert_eq!(release.name, created.name);
+    assert_eq!(release.state(), State::Published);
+    assert_eq!(release.headline, "Results");
+    let embargo_at =
+        std::time::UNIX_EPOCH + Duration::new(embargo.seconds as u64, embargo.nanos as u32);
+    assert!(
+        arrived >= embargo_at,
+        "the event came before the embargo time"
+    );
+    let late = arrived.duration_since(embargo_at)?;
+    assert!(
+        late < Duration::from_secs(2),
+        "published {late:?} after its time"
+    );
+    assert_eq!(
+        listed_names(&mut server.client).await?,
+        std::slice::from_ref(&created.name)
+    );
+    let got = server
+        .client
+        .get_press_release(GetPressReleaseRequest { name: created.name })
+        .await?
+        .into_inner();
+    assert_eq!(got.state(), State::Published);
+    assert_eq!(got.revision, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_embargo_that_passed_while_stopped_is_published_at_start_up() -> TestResult {
+    let mut server = TestServer::start().await;
+    let created = server
+        .client
+        .create_press_release(create_request(embargoed("Overnight", 1)))
+        .await?
+        .into_inner();
+    let dir = server.stop().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut server = TestServer::start_in(dir, &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = server
+            .client
+            .get_press_release(GetPressReleaseRequest {
+                name: created.name.clone(),
+            })
+            .await?
+            .into_inner();
+        if got.state() == State::Published {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not published after start-up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = watch(&mut server.client, beginning()).await?;
+    let watched = read_events(&mut stream, 1).await?;
+    assert_eq!(watched.events[0].r#type(), EventType::Published);
+    assert_eq!(watched.names(), std::slice::from_ref(&created.name));
+    Ok(())
+}
+
+#[tokio::test]
+async fn changing_or_withdrawing_an_embargoed_release_before_its_time() -> TestResult {
+    let mut server = TestServer::start().await;
+    let moved = server
+        .client
+        .create_press_release(create_request(embargoed("Moved", 1)))
+        .await?
+        .into_inner();
+    let withdrawn = server
+        .client
+        .create_press_release(create_request(embargoed("Pulled", 1)))
+        .await?
+        .into_inner();
+    let mut stream = watch(&mut server.new_client().await, beginning()).await?;
+    read_until_caught_up(&mut stream).await?;
+
+    let later = from_now(3_600);
+    let updated = server
+        .client
+        .update_press_release(UpdatePressReleaseRequest {
+            press_release: Some(PressRelease {
+                name: moved.name.clone(),
+                etag: moved.etag.clone(),
+                embargo_time: Some(later),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["embargo_time".into()],
+            }),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(updated.state(), State::Embargoed);
+    assert_eq!(
+        updated.publish_time,
+        Some(later),
+        "the default publish time moves with the embargo"
+    );
+    server
+        .client
+        .delete_press_release(DeletePressReleaseRequest {
+            name: withdrawn.name.clone(),
+            ..Default::default()
+        })
+        .await?;
+
+    // Past the original time, nothing was published or streamed.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let extra = read_until(&mut stream, Duration::from_millis(200), |w| {
+        !w.events.is_empty()
+    })
+    .await;
+    assert!(extra.is_err(), "an embargoed release leaked: {extra:?}");
+    assert!(listed_names(&mut server.client).await?.is_empty());
+    let got = server
+        .client
+        .get_press_release(GetPressReleaseRequest { name: moved.name })
+        .await?
+        .into_inner();
+    assert_eq!(got.state(), State::Embargoed);
+    Ok(())
+}
