@@ -20,6 +20,7 @@ use crate::{
     domain::PressReleases,
     feed::{Feed, FeedSettings, WatcherRegistry, embargo},
     proto::{FILE_DESCRIPTOR_SET, v1::press_release_service_server::PressReleaseServiceServer},
+    search::{self, SearchError, SearchIndex},
     store::{SledStore, Store, StoreError, Writer},
     telemetry,
 };
@@ -57,6 +58,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    /// The search index could not be opened or started.
+    #[error("the search index failed to start")]
+    Search(#[from] SearchError),
     /// Server reflection could not be built from the descriptors.
     #[error("cannot build server reflection")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -142,8 +146,20 @@ impl App {
             config.max_write_batch,
             stop_writer.clone(),
         );
-        let releases = PressReleases::new(Arc::clone(&engine), writer.clone());
         let draining = CancellationToken::new();
+        let search_dir = config.data_dir.join("search");
+        let durable = *writer.durable_head().borrow();
+        let (search_index, search_start) =
+            SearchIndex::open(&search_dir, engine.store_id(), durable)?;
+        let stop_indexer = CancellationToken::new();
+        let indexer = search::spawn(
+            search_index.clone(),
+            search_start,
+            Arc::clone(&engine),
+            &writer,
+            stop_indexer.clone(),
+        )?;
+        let releases = PressReleases::new(Arc::clone(&engine), writer.clone(), search_index);
         let feed = Feed::new(
             Arc::clone(&engine),
             &writer,
@@ -222,6 +238,10 @@ impl App {
         draining.cancel();
         if let Err(error) = scheduler.await {
             tracing::error!(%error, "the embargo scheduler failed");
+        }
+        stop_indexer.cancel();
+        if let Err(error) = indexer.await {
+            tracing::error!(%error, "the search indexer failed");
         }
         stop_writer.cancel();
         if let Err(error) = writer_task.await {

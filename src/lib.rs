@@ -12,6 +12,7 @@
 //!   etags and revisions, embargo state, idempotency, field masks, paging.
 //! - [`feed`]: readers of the change log: watch streams (history, then
 //!   live) and the embargo scheduler.
+//! - [`search`]: the tantivy full-text index, one more reader of the log.
 //! - [`store`]: the storage trait, the sled engine, the indexes, the change
 //!   log, and the one writer that commits and flushes.
 //! - [`proto`]: the generated `pressroom.v1` messages, server and client.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod domain;
 pub mod feed;
 pub mod proto;
+pub mod search;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

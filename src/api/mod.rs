@@ -17,10 +17,12 @@ use crate::{
     domain::PressReleases,
     feed::Feed,
     proto::v1::{
-        CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest, ImportError,
+        CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest,
+        GetPressReleaseStatsRequest, GetPressReleaseStatsResponse, ImportError,
         ImportPressReleasesRequest, ImportPressReleasesResponse, ListPressReleasesRequest,
-        ListPressReleasesResponse, PressRelease, UpdatePressReleaseRequest,
-        WatchPressReleasesRequest, WatchPressReleasesResponse,
+        ListPressReleasesResponse, PressRelease, SearchPressReleasesRequest,
+        SearchPressReleasesResponse, UpdatePressReleaseRequest, WatchPressReleasesRequest,
+        WatchPressReleasesResponse,
         press_release_service_server::{PressReleaseService, PressReleaseServiceServer},
     },
 };
@@ -149,5 +151,23 @@ impl PressReleaseService for PressReleaseApi {
             duplicates: summary.duplicates,
             failed,
         }))
+    }
+
+    async fn search_press_releases(
+        &self,
+        request: Request<SearchPressReleasesRequest>,
+    ) -> Result<Response<SearchPressReleasesResponse>, Status> {
+        Ok(Response::new(
+            self.releases.search(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_press_release_stats(
+        &self,
+        request: Request<GetPressReleaseStatsRequest>,
+    ) -> Result<Response<GetPressReleaseStatsResponse>, Status> {
+        Ok(Response::new(
+            self.releases.stats(request.into_inner()).await?,
+        ))
     }
 }

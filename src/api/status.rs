@@ -40,7 +40,7 @@ impl From<DomainError> for Status {
             DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
             DomainError::Unavailable(_) => Status::unavailable(message),
             DomainError::Internal(cause) => {
-                tracing::error!(error = %telemetry::chain(&cause), "internal error");
+                tracing::error!(error = %telemetry::chain(&*cause), "internal error");
                 Status::internal("internal error; the server's log has the details")
             }
         }

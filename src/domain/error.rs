@@ -1,7 +1,7 @@
 //! The domain's errors: a small closed set that the API layer maps to gRPC
 //! codes in one place (`api::status`).
 
-use crate::store::StoreError;
+use crate::{search::SearchError, store::StoreError};
 
 /// One problem with one field of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub enum DomainError {
     Unavailable(String),
     /// A fault in the server; the cause is logged, never shown to callers.
     #[error("internal error")]
-    Internal(#[source] StoreError),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl DomainError {
@@ -63,8 +63,25 @@ impl From<StoreError> for DomainError {
             StoreError::Poisoned => {
                 Self::Unavailable("the server cannot write at the moment; see its log".into())
             }
-            other => Self::Internal(other),
+            other => Self::Internal(Box::new(other)),
         }
+    }
+}
+
+impl From<SearchError> for DomainError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::NotReady { .. } => Self::Unavailable(error.to_string()),
+            SearchError::Query(e) => Self::invalid("query", e.to_string()),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl DomainError {
+    /// An internal error from a task that panicked or was cancelled.
+    pub fn from_join(error: tokio::task::JoinError) -> Self {
+        Self::Internal(Box::new(error))
     }
 }
 

@@ -9,6 +9,8 @@ mod error;
 pub mod filter;
 pub mod name;
 pub mod page_token;
+mod search;
+mod stats;
 pub mod update_mask;
 pub mod validate;
 
@@ -27,9 +29,8 @@ use crate::{
         ImportPressReleasesRequest, ListPressReleasesRequest, ListPressReleasesResponse,
         PressRelease, UpdatePressReleaseRequest, press_release::State,
     },
-    store::{
-        Applied, Change, ChangeKind, NewRelease, Rejected, Replacement, Store, StoreError, Writer,
-    },
+    search::SearchIndex,
+    store::{Applied, Change, ChangeKind, NewRelease, Rejected, Replacement, Store, Writer},
 };
 use validate::{MAX_HEADLINE_CHARS, Violations, compare_times};
 
@@ -68,17 +69,23 @@ pub struct ImportSummary {
     pub failed: Vec<(i64, DomainError)>,
 }
 
-/// The press-release service: rules on top of a store and its writer.
+/// The press-release service: rules on top of a store, its writer and the
+/// search index.
 #[derive(Clone)]
 pub struct PressReleases {
     store: Arc<dyn Store>,
     writer: Writer,
+    search: SearchIndex,
 }
 
 impl PressReleases {
-    /// A service over `store`, writing through `writer`.
-    pub fn new(store: Arc<dyn Store>, writer: Writer) -> Self {
-        Self { store, writer }
+    /// A service over `store`, writing through `writer`, searching `search`.
+    pub fn new(store: Arc<dyn Store>, writer: Writer, search: SearchIndex) -> Self {
+        Self {
+            store,
+            writer,
+            search,
+        }
     }
 
     /// Creates a press release (idempotent by request id and by source).
@@ -118,25 +125,13 @@ impl PressReleases {
         let fingerprint = filter::fingerprint(&query);
         let after = match request.page_token.as_str() {
             "" => None,
-            token => Some(page_token::decode(token, fingerprint).map_err(|error| {
-                DomainError::invalid(
-                    "page_token",
-                    match error {
-                        page_token::TokenError::Malformed => {
-                            "is not a page token from this service"
-                        }
-                        page_token::TokenError::OtherQuery => {
-                            "was issued for another filter; send the same filter with every page"
-                        }
-                    },
-                )
-            })?),
+            token => Some(page_token::decode(token, fingerprint).map_err(|e| e.to_domain())?),
         };
         let store = Arc::clone(&self.store);
         let mut page =
             tokio::task::spawn_blocking(move || store.list(&query, after.as_ref(), page_size + 1))
                 .await
-                .map_err(|panic| DomainError::Internal(StoreError::engine(panic)))??;
+                .map_err(DomainError::from_join)??;
         let next_page_token = if page.len() > page_size {
             page.truncate(page_size);
             page.last()
@@ -392,8 +387,7 @@ impl ImportSummary {
 async fn join_import(
     task: tokio::task::JoinHandle<Result<ImportSummary, DomainError>>,
 ) -> Result<ImportSummary, DomainError> {
-    task.await
-        .map_err(|panic| DomainError::Internal(StoreError::engine(panic)))?
+    task.await.map_err(DomainError::from_join)?
 }
 
 /// Checks one item to create (a create request or an import item) and makes
@@ -507,7 +501,5 @@ fn stale_etag(current: &PressRelease) -> DomainError {
 }
 
 fn unexpected(outcome: impl std::fmt::Debug) -> DomainError {
-    DomainError::Internal(StoreError::engine(std::io::Error::other(format!(
-        "unexpected store outcome: {outcome:?}"
-    ))))
+    DomainError::Internal(format!("unexpected store outcome: {outcome:?}").into())
 }

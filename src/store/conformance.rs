@@ -38,6 +38,7 @@ pub(crate) fn run(open: Open<'_>) {
         ("change-log links and visibility", log_links),
         ("commit-time positions", commit_time_positions),
         ("embargo index", embargo_index),
+        ("published counts", published_counts),
     ];
     for (name, check) in checks {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for {name}: {e}"));
@@ -525,4 +526,59 @@ fn embargo_index(open: Open<'_>, dir: &Path) {
     );
     assert_eq!(ok(store.next_embargo()), Some((at(400), b)));
     assert_eq!(ok(store.embargoes_due(&at(1_000), 10)), vec![b]);
+}
+
+fn published_counts(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let hour = 3_600;
+    let (a, b, c, d) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    commit(
+        &*store,
+        vec![
+            create_at(a, "a", &["tech"], 10 * hour + 5),
+            create_at(b, "b", &["tech"], 10 * hour + 7),
+            create_at(c, "c", &["sport"], 12 * hour),
+            create_at(d, "d", &[], 30 * hour),
+        ],
+    );
+    assert_eq!(ok(store.published_total()), 4);
+    assert_eq!(
+        ok(store.published_per_hour(0, 100)),
+        vec![(10, 2), (12, 1), (30, 1)]
+    );
+    assert_eq!(ok(store.published_per_hour(11, 30)), vec![(12, 1)]);
+
+    // Moving a release to another hour, and withdrawing one, move the counts.
+    let mut moved = release(b, "b", &["tech"], 12 * hour + 1);
+    moved.revision = 1;
+    let tombstone = PressRelease {
+        state: State::Withdrawn as i32,
+        ..Default::default()
+    };
+    commit(
+        &*store,
+        vec![
+            replace(b, 1, moved, ChangeKind::Updated),
+            replace(d, 1, tombstone, ChangeKind::Withdrawn),
+        ],
+    );
+    assert_eq!(ok(store.published_total()), 3);
+    assert_eq!(ok(store.published_per_hour(0, 100)), vec![(10, 1), (12, 2)]);
+
+    let mut times = Vec::new();
+    ok(store.published_times(&ListQuery::default(), &mut |t| times.push(t.seconds)));
+    assert_eq!(times, vec![12 * hour + 1, 12 * hour, 10 * hour + 5]);
+    let tech_after_11 = ListQuery {
+        facets: vec![(Facet::Channel, vec!["tech".into()])],
+        published_at_or_after: Some(at(11 * hour)),
+        ..Default::default()
+    };
+    let mut times = Vec::new();
+    ok(store.published_times(&tech_after_11, &mut |t| times.push(t.seconds)));
+    assert_eq!(times, vec![12 * hour + 1]);
 }

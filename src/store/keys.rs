@@ -8,6 +8,7 @@
 //! | `r`    | release id (16)                       | checksummed record        |
 //! | `l`    | sequence number (8, big endian)       | checksummed `LogEntry`    |
 //! | `t`    | commit time (12), first sequence (8)  | empty, one per commit     |
+//! | `c`    | `h`, publish hour (8) / `n`           | checksummed count         |
 //! | `p`    | list position (28)                    | empty                     |
 //! | `f`    | facet (1), value, `0`, list position  | empty                     |
 //! | `e`    | embargo time (12), release id (16)    | empty                     |
@@ -26,6 +27,7 @@ pub(crate) const META: u8 = b'm';
 pub(crate) const RELEASE: u8 = b'r';
 pub(crate) const LOG: u8 = b'l';
 pub(crate) const COMMIT_TIME: u8 = b't';
+pub(crate) const COUNT: u8 = b'c';
 pub(crate) const PUBLISHED: u8 = b'p';
 pub(crate) const FACET: u8 = b'f';
 pub(crate) const EMBARGO: u8 = b'e';
@@ -82,6 +84,15 @@ impl ListPosition {
     /// Parses a position from bytes that a page token carried.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
+    }
+
+    /// The publish time at this position.
+    pub fn publish_time(&self) -> Timestamp {
+        let mut time = [0; TIME_LEN];
+        for (slot, byte) in time.iter_mut().zip(&self.0[..TIME_LEN]) {
+            *slot = !byte;
+        }
+        time_from_bytes(&time)
     }
 
     /// The release id at this position.
@@ -164,6 +175,25 @@ pub(crate) fn seq_from_commit_time_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
+/// The count of published releases whose publish time falls in `hour`
+/// (hours since the epoch).
+pub(crate) fn hour_count_key(hour: i64) -> Vec<u8> {
+    let mut out = vec![COUNT, b'h'];
+    out.extend_from_slice(&((hour as u64) ^ (1 << 63)).to_be_bytes());
+    out
+}
+
+/// The hour an hour-count key names.
+pub(crate) fn hour_from_count_key(key: &[u8]) -> Option<i64> {
+    let bytes: [u8; 8] = key.get(2..)?.try_into().ok()?;
+    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+}
+
+/// The count of all published releases.
+pub(crate) fn total_count_key() -> Vec<u8> {
+    vec![COUNT, b'n']
+}
+
 pub(crate) fn request_key(request_id: &str) -> Vec<u8> {
     prefixed(REQUEST, request_id.as_bytes())
 }
@@ -220,6 +250,7 @@ mod tests {
             let expected = key(&b).cmp(&key(&a)).then(ida.cmp(&idb));
             prop_assert_eq!(pa.cmp(&pb), expected);
             prop_assert_eq!(pa.release_id(), ida);
+            prop_assert_eq!(pa.publish_time(), a);
         }
 
         #[test]
@@ -231,6 +262,12 @@ mod tests {
             if pb > pa {
                 prop_assert!(succ.as_slice() <= pb.0.as_slice());
             }
+        }
+
+        #[test]
+        fn hour_count_keys_sort_by_hour(a in any::<i64>(), b in any::<i64>()) {
+            prop_assert_eq!(hour_count_key(a).cmp(&hour_count_key(b)), a.cmp(&b));
+            prop_assert_eq!(hour_from_count_key(&hour_count_key(a)), Some(a));
         }
 
         #[test]

@@ -203,6 +203,26 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError>;
 
+    /// Calls `visit` with the publish time of every published release that
+    /// matches `query`, newest first, reading only the indexes.
+    fn published_times(
+        &self,
+        query: &ListQuery,
+        visit: &mut dyn FnMut(Timestamp),
+    ) -> Result<(), StoreError>;
+
+    /// How many releases are published (kept with every commit).
+    fn published_total(&self) -> Result<u64, StoreError>;
+
+    /// Published releases per publish hour (hours since the epoch) for the
+    /// hours `from_hour <= h < to_hour` that have any, in order (kept with
+    /// every commit).
+    fn published_per_hour(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
+
     /// The sequence number of the last committed change-log entry (0 when
     /// the log is empty).
     fn log_head(&self) -> u64;

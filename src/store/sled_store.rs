@@ -30,7 +30,7 @@ use super::{
 use crate::proto::v1::{PressRelease, press_release::State};
 
 /// The on-disk format this build reads and writes.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// A [`Store`] on a sled database in a directory.
 pub struct SledStore {
@@ -117,65 +117,44 @@ impl SledStore {
         }
     }
 
-    /// Walks the published index, or the intersection of the facet indexes,
-    /// from `lower` (inclusive) to `upper` (exclusive).
+    /// Visits the positions of the published releases matching the query's
+    /// facets, in list order, from `lower` (inclusive) to `upper`
+    /// (exclusive): the published index, or the intersection of the facet
+    /// indexes. `visit` returns false to stop.
     fn walk(
         &self,
         query: &ListQuery,
-        mut lower: Vec<u8>,
+        lower: Vec<u8>,
         upper: Option<[u8; POSITION_LEN]>,
-        limit: usize,
-    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
-        let mut out = Vec::new();
+        visit: &mut dyn FnMut(ListPosition) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        if query.facets.is_empty() {
+            let start = prefixed(keys::PUBLISHED, &lower);
+            let end = match upper {
+                Some(upper) => prefixed(keys::PUBLISHED, &upper),
+                None => vec![keys::PUBLISHED + 1],
+            };
+            for entry in self.db.range(start..end) {
+                let (key, _) = entry.map_err(StoreError::engine)?;
+                if !visit(position_at_end(&key)?)? {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let mut unions: Vec<FacetUnion> = query
             .facets
             .iter()
             .map(|(facet, values)| FacetUnion::new(facet.tag(), values))
             .collect();
-        while out.len() < limit {
-            let next = if unions.is_empty() {
-                self.next_published(&lower, upper.as_ref())?
-            } else {
-                self.next_common(&mut unions, &mut lower, upper.as_ref())?
-            };
-            let Some(position) = next else { break };
+        let mut lower = lower;
+        while let Some(position) = self.next_common(&mut unions, &mut lower, upper.as_ref())? {
             lower = position.successor();
-            // The index walk is not a snapshot: a commit may have changed the
-            // release since its index entry was read. Keep it only if it is
-            // still published at this place and still matches.
-            if let Some(release) = self.read_release(&position.release_id())? {
-                let current = ListPosition::new(
-                    &release.publish_time.unwrap_or_default(),
-                    &position.release_id(),
-                );
-                if release.state() == State::Published
-                    && current == position
-                    && query.matches(&release)
-                {
-                    out.push((position, release));
-                }
+            if !visit(position)? {
+                break;
             }
         }
-        Ok(out)
-    }
-
-    fn next_published(
-        &self,
-        lower: &[u8],
-        upper: Option<&[u8; POSITION_LEN]>,
-    ) -> Result<Option<ListPosition>, StoreError> {
-        let start = prefixed(keys::PUBLISHED, lower);
-        let end = match upper {
-            Some(upper) => prefixed(keys::PUBLISHED, upper),
-            None => vec![keys::PUBLISHED + 1],
-        };
-        match self.db.range(start..end).next() {
-            Some(entry) => {
-                let (key, _) = entry.map_err(StoreError::engine)?;
-                Ok(Some(position_at_end(&key)?))
-            }
-            None => Ok(None),
-        }
+        Ok(())
     }
 
     /// Leapfrog join: the first position at or after `lower` that every
@@ -353,22 +332,67 @@ impl Store for SledStore {
         after: Option<&ListPosition>,
         limit: usize,
     ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
-        // Newest first: `published_before` bounds the start of the walk and
-        // `published_at_or_after` its end.
-        let mut lower: Vec<u8> = Vec::new();
-        if let Some(before) = &query.published_before {
-            lower = ListPosition::first_at_or_before(&just_before(before))
-                .0
-                .to_vec();
+        let (lower, upper) = bounds(query, after);
+        let mut out = Vec::new();
+        self.walk(query, lower, upper, &mut |position| {
+            // The index walk is not a snapshot: a commit may have changed the
+            // release since its index entry was read. Keep it only if it is
+            // still published at this place and still matches.
+            if let Some(release) = self.read_release(&position.release_id())? {
+                let current = ListPosition::new(
+                    &release.publish_time.unwrap_or_default(),
+                    &position.release_id(),
+                );
+                if release.state() == State::Published
+                    && current == position
+                    && query.matches(&release)
+                {
+                    out.push((position, release));
+                }
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn published_times(
+        &self,
+        query: &ListQuery,
+        visit: &mut dyn FnMut(Timestamp),
+    ) -> Result<(), StoreError> {
+        let (lower, upper) = bounds(query, None);
+        self.walk(query, lower, upper, &mut |position| {
+            visit(position.publish_time());
+            Ok(true)
+        })
+    }
+
+    fn published_total(&self) -> Result<u64, StoreError> {
+        let key = keys::total_count_key();
+        match self.db.get(&key).map_err(StoreError::engine)? {
+            Some(value) => decode_count(&key, &value),
+            None => Ok(0),
         }
-        if let Some(after) = after {
-            lower = lower.max(after.successor());
+    }
+
+    fn published_per_hour(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        if from_hour >= to_hour {
+            return Ok(out);
         }
-        let upper = query
-            .published_at_or_after
-            .as_ref()
-            .map(|at| ListPosition::first_at_or_before(&just_before(at)).0);
-        self.walk(query, lower, upper, limit)
+        for entry in self
+            .db
+            .range(keys::hour_count_key(from_hour)..keys::hour_count_key(to_hour))
+        {
+            let (key, value) = entry.map_err(StoreError::engine)?;
+            let hour = keys::hour_from_count_key(&key).ok_or_else(|| corrupt(&key))?;
+            out.push((hour, decode_count(&key, &value)?));
+        }
+        Ok(out)
     }
 
     fn log_head(&self) -> u64 {
@@ -502,7 +526,7 @@ impl Plan<'_> {
         if let Some(request_id) = &create.request_id {
             self.put(keys::request_key(request_id), seal(create.id.as_bytes()));
         }
-        let seq = self.write(&create.id, None, &create.release, ChangeKind::Created);
+        let seq = self.write(&create.id, None, &create.release, ChangeKind::Created)?;
         Ok(Ok(Applied::Committed {
             release: create.release,
             seq,
@@ -521,7 +545,7 @@ impl Plan<'_> {
             Some((&current, last_seq)),
             &replace.release,
             replace.kind,
-        );
+        )?;
         Ok(Ok(Applied::Committed {
             release: replace.release,
             seq,
@@ -535,14 +559,20 @@ impl Plan<'_> {
         previous: Option<(&PressRelease, u64)>,
         release: &PressRelease,
         kind: ChangeKind,
-    ) -> u64 {
+    ) -> Result<u64, StoreError> {
         if let Some((previous, _)) = previous {
             for key in index_keys(id, previous) {
                 self.pending.insert(key, None);
             }
+            if previous.state() == State::Published {
+                self.count(previous, -1)?;
+            }
         }
         for key in index_keys(id, release) {
             self.put(key, Vec::new());
+        }
+        if release.state() == State::Published {
+            self.count(release, 1)?;
         }
         self.seq += 1;
         let stored = StoredRelease {
@@ -575,7 +605,30 @@ impl Plan<'_> {
             },
         };
         self.put(keys::log_key(self.seq), seal_message(&entry));
-        self.seq
+        Ok(self.seq)
+    }
+
+    /// Adds `delta` to the published counts: the total and the release's
+    /// publish hour.
+    fn count(&mut self, release: &PressRelease, delta: i64) -> Result<(), StoreError> {
+        let hour = release
+            .publish_time
+            .unwrap_or_default()
+            .seconds
+            .div_euclid(3600);
+        for key in [keys::total_count_key(), keys::hour_count_key(hour)] {
+            let current = match self.read(&key)? {
+                Some(value) => decode_count(&key, &value)?,
+                None => 0,
+            };
+            let next = current.saturating_add_signed(delta);
+            if next == 0 {
+                self.pending.insert(key, None);
+            } else {
+                self.put(key, seal(&next.to_le_bytes()));
+            }
+        }
+        Ok(())
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -605,6 +658,34 @@ fn index_keys(id: &Uuid, release: &PressRelease) -> Vec<Vec<u8>> {
         }
         State::Withdrawn | State::Unspecified => Vec::new(),
     }
+}
+
+/// Where a walk for `query` starts (resuming after `after`) and ends: list
+/// order is newest first, so `published_before` bounds the start and
+/// `published_at_or_after` the end.
+fn bounds(
+    query: &ListQuery,
+    after: Option<&ListPosition>,
+) -> (Vec<u8>, Option<[u8; POSITION_LEN]>) {
+    let mut lower: Vec<u8> = Vec::new();
+    if let Some(before) = &query.published_before {
+        lower = ListPosition::first_at_or_before(&just_before(before))
+            .0
+            .to_vec();
+    }
+    if let Some(after) = after {
+        lower = lower.max(after.successor());
+    }
+    let upper = query
+        .published_at_or_after
+        .as_ref()
+        .map(|at| ListPosition::first_at_or_before(&just_before(at)).0);
+    (lower, upper)
+}
+
+fn decode_count(key: &[u8], value: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = open(key, value)?.try_into().map_err(|_| corrupt(key))?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// The release inside a stored record, which must be there.

@@ -8,6 +8,8 @@ mod create;
 mod embargo;
 mod import;
 mod list;
+mod search;
 mod server;
+mod stats;
 mod update_and_withdraw;
 mod watch;

@@ -1,0 +1,107 @@
+//! `SearchPressReleases`: checks the request, runs the query on the search
+//! index, and answers with the current records (re-checked: the index may
+//! lag the store by a moment) and their highlights.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::{DomainError, PressReleases, filter, page_token, validate::Violations};
+use crate::{
+    proto::v1::{
+        Highlight, SearchPressReleasesRequest, SearchPressReleasesResponse, SearchResult,
+        press_release::State,
+    },
+    search::query,
+};
+
+/// Default page size of search.
+pub const DEFAULT_SEARCH_PAGE_SIZE: usize = 20;
+/// Largest page size of search.
+pub const MAX_SEARCH_PAGE_SIZE: usize = 100;
+/// Longest query.
+const MAX_QUERY_CHARS: usize = 1_000;
+/// Deepest result that can be paged to.
+const MAX_OFFSET: u64 = 10_000;
+
+impl PressReleases {
+    /// Searches published press releases.
+    pub async fn search(
+        &self,
+        request: SearchPressReleasesRequest,
+    ) -> Result<SearchPressReleasesResponse, DomainError> {
+        let mut v = Violations::default();
+        v.line("query", &request.query, MAX_QUERY_CHARS);
+        if request.page_size < 0 {
+            v.add("page_size", "must not be negative");
+        }
+        v.into_result()?;
+        let page_size = match request.page_size {
+            0 => DEFAULT_SEARCH_PAGE_SIZE,
+            size => (size as usize).min(MAX_SEARCH_PAGE_SIZE),
+        };
+        let parsed = query::parse(&request.query)
+            .map_err(|e| DomainError::invalid("query", e.to_string()))?;
+        let list_query = filter::to_query(request.filter.as_ref(), "filter")?;
+        let fingerprint = {
+            let digest = Sha256::new()
+                .chain_update(request.query.as_bytes())
+                .chain_update(filter::fingerprint(&list_query))
+                .finalize();
+            let mut out = [0; 8];
+            out.copy_from_slice(&digest[..8]);
+            out
+        };
+        let offset = match request.page_token.as_str() {
+            "" => 0,
+            token => page_token::decode_offset(token, fingerprint).map_err(|e| e.to_domain())?,
+        };
+        if offset > MAX_OFFSET {
+            return Err(DomainError::invalid(
+                "page_token",
+                format!("search pages reach at most {MAX_OFFSET} results deep; narrow the query"),
+            ));
+        }
+        let index = self.search.clone();
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let hits = index.search(&parsed, &list_query, offset as usize, page_size)?;
+            let mut results = Vec::with_capacity(hits.hits.len());
+            for (score, id) in &hits.hits {
+                let Some(release) = store.get(id)? else {
+                    continue;
+                };
+                if release.state() != State::Published || !list_query.matches(&release) {
+                    continue;
+                }
+                let highlights = hits
+                    .highlighter
+                    .highlights(&release)
+                    .into_iter()
+                    .map(|(field, snippet)| Highlight {
+                        field: field.into(),
+                        snippet,
+                    })
+                    .collect();
+                results.push(SearchResult {
+                    press_release: Some(release),
+                    score: *score,
+                    highlights,
+                });
+            }
+            let next = offset + page_size as u64;
+            let next_page_token = if (next as usize) < hits.total && next <= MAX_OFFSET {
+                page_token::encode_offset(fingerprint, next)
+            } else {
+                String::new()
+            };
+            Ok(SearchPressReleasesResponse {
+                results,
+                next_page_token,
+                total_size: i32::try_from(hits.total).unwrap_or(i32::MAX),
+            })
+        })
+        .await
+        .map_err(DomainError::from_join)?
+    }
+}

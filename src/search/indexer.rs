@@ -1,0 +1,233 @@
+//! The indexer: a task that follows the change log into the index. For
+//! each entry that is still its release's latest, it replaces the release's
+//! document (or deletes it, when the release is no longer published). It
+//! commits at most every [`COMMIT_INTERVAL`] (or every [`COMMIT_EVERY`]
+//! changes while catching up), with the log position in the commit payload,
+//! and reloads the searcher so that a write is searchable within about a
+//! second of being acknowledged.
+
+use std::{
+    sync::{Arc, PoisonError, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use tantivy::IndexWriter;
+use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{SearchError, SearchIndex, Status, payload};
+use crate::{
+    proto::v1::press_release::State,
+    store::{LogEntry, Store, Writer},
+    telemetry,
+};
+
+/// Longest a change waits to be committed once read.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// While catching up, commit after this many changes.
+const COMMIT_EVERY: usize = 20_000;
+/// Log entries read in one go.
+const CHUNK: usize = 1_000;
+/// Memory tantivy may use for indexing.
+const WRITER_HEAP: usize = 64 * 1024 * 1024;
+
+/// Starts the indexer after log position `start`; it stops when `stop` is
+/// cancelled, committing what it has. Its blocking work (reading the store,
+/// tantivy) runs on the blocking pool.
+pub fn spawn(
+    index: SearchIndex,
+    start: u64,
+    store: Arc<dyn Store>,
+    writer: &Writer,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, SearchError> {
+    let tantivy_writer: IndexWriter = index.shared.index.writer(WRITER_HEAP)?;
+    let indexer = Indexer {
+        index,
+        writer: tantivy_writer,
+        store,
+        head: writer.durable_head(),
+        position: start,
+        committed: start,
+        pending: 0,
+        last_commit: Instant::now(),
+    };
+    Ok(tokio::spawn(indexer.run(stop)))
+}
+
+struct Indexer {
+    index: SearchIndex,
+    writer: IndexWriter,
+    store: Arc<dyn Store>,
+    head: watch::Receiver<u64>,
+    /// Last log entry applied to the writer.
+    position: u64,
+    /// Last log entry in a commit.
+    committed: u64,
+    /// Documents changed since the last commit.
+    pending: usize,
+    last_commit: Instant,
+}
+
+/// What the indexer does next.
+enum Next {
+    /// Read the log up to this position.
+    Read(u64),
+    /// Commit what was read.
+    Commit,
+    /// Wait this long (or for a commit).
+    Wait(Duration),
+}
+
+impl Indexer {
+    async fn run(mut self, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let durable = *self.head.borrow_and_update();
+            let next = if self.position < durable {
+                Next::Read(durable)
+            } else if self.committed < self.position {
+                match COMMIT_INTERVAL.checked_sub(self.last_commit.elapsed()) {
+                    Some(wait) if !wait.is_zero() => Next::Wait(wait),
+                    _ => Next::Commit,
+                }
+            } else {
+                Next::Wait(Duration::from_secs(3600))
+            };
+            let wait = match next {
+                Next::Wait(wait) => wait,
+                work => {
+                    let Some((indexer, result)) = self
+                        .blocking(move |me| match work {
+                            Next::Read(durable) => me.read(durable),
+                            _ => me.commit(),
+                        })
+                        .await
+                    else {
+                        return;
+                    };
+                    self = indexer;
+                    match result {
+                        Ok(()) => continue,
+                        Err(error) => {
+                            tracing::error!(error = %telemetry::chain(&error), "search indexing failed; retrying");
+                            self = match self.blocking(Indexer::restart).await {
+                                Some((indexer, _)) => indexer,
+                                None => return,
+                            };
+                            Duration::from_secs(1)
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = self.head.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+        if let Some((indexer, Err(error))) = self.blocking(Indexer::commit).await {
+            tracing::error!(error = %telemetry::chain(&error), "final search index commit failed");
+            drop(indexer);
+        }
+        tracing::debug!("search indexer stopped");
+    }
+
+    /// Runs `work` on the blocking pool; `None` if it panicked.
+    async fn blocking(
+        mut self,
+        work: impl FnOnce(&mut Self) -> Result<(), SearchError> + Send + 'static,
+    ) -> Option<(Self, Result<(), SearchError>)> {
+        match tokio::task::spawn_blocking(move || {
+            let result = work(&mut self);
+            (self, result)
+        })
+        .await
+        {
+            Ok(done) => Some(done),
+            Err(error) => {
+                tracing::error!(%error, "the search indexer failed");
+                None
+            }
+        }
+    }
+
+    /// Reads a chunk of the log into the writer.
+    fn read(&mut self, durable: u64) -> Result<(), SearchError> {
+        for entry in self.store.read_log(self.position, durable, CHUNK)? {
+            self.apply(&entry)?;
+            self.position = entry.seq;
+        }
+        if self.pending >= COMMIT_EVERY {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Drops what was not committed, to start again from the last commit.
+    fn restart(&mut self) -> Result<(), SearchError> {
+        self.writer.rollback()?;
+        self.position = self.committed;
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Brings the release of `entry` up to date in the index, unless a later
+    /// entry will.
+    fn apply(&mut self, entry: &LogEntry) -> Result<(), SearchError> {
+        let Ok(id) = Uuid::from_slice(&entry.release_id) else {
+            return Ok(());
+        };
+        let Some(release) = self.store.get(&id)? else {
+            return Ok(());
+        };
+        if release.revision != entry.revision {
+            return Ok(());
+        }
+        let fields = &self.index.shared.fields;
+        self.writer.delete_term(fields.id_term(&id));
+        if release.state() == State::Published {
+            self.writer.add_document(fields.document(&id, &release))?;
+        }
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Commits the documents with the log position, and makes them
+    /// searchable.
+    fn commit(&mut self) -> Result<(), SearchError> {
+        if self.committed == self.position && self.pending == 0 {
+            return Ok(());
+        }
+        let store_id = self.store.store_id();
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&payload(store_id, self.position));
+        prepared.commit()?;
+        self.index.shared.reader.reload()?;
+        self.committed = self.position;
+        self.pending = 0;
+        self.last_commit = Instant::now();
+        self.index
+            .shared
+            .committed
+            .store(self.committed, Ordering::Release);
+        let mut status = self
+            .index
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Status::Rebuilding { target, .. } = *status {
+            *status = if self.committed >= target {
+                tracing::info!(position = self.committed, "search index rebuilt");
+                Status::Ready
+            } else {
+                Status::Rebuilding {
+                    indexed: self.committed,
+                    target,
+                }
+            };
+        }
+        Ok(())
+    }
+}
