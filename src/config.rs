@@ -22,7 +22,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
+    /// Stream a consistent backup of a running server to a file (admin key).
+    Backup(crate::client::BackupArgs),
+    /// Restore a backup into an empty data dir (server stopped).
+    Restore(crate::client::RestoreArgs),
+    /// Make API keys and keys-file lines.
+    Keys(crate::client::KeysArgs),
 }
 
 /// Settings of `pressroom serve`.
@@ -62,6 +68,85 @@ pub struct ServeConfig {
     /// Messages a watch stream buffers for a slow consumer.
     #[arg(long, env = "PRESSROOM_WATCH_BUFFER", default_value_t = 16)]
     pub watch_buffer: usize,
+
+    /// Most watch streams open at once.
+    #[arg(long, env = "PRESSROOM_MAX_WATCHERS", default_value_t = 10_000)]
+    pub max_watchers: usize,
+
+    /// Most watch streams open at once for one API key.
+    #[arg(long, env = "PRESSROOM_MAX_WATCHERS_PER_KEY", default_value_t = 1_000)]
+    pub max_watchers_per_key: usize,
+
+    /// API keys file: one `<name> <role> sha256:<hex>` per line (see
+    /// `pressroom keys generate`). Reloaded on SIGHUP and when it changes.
+    /// Without it authentication is off, which is allowed only on a loopback
+    /// address unless `--insecure` is given.
+    #[arg(long, env = "PRESSROOM_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+
+    /// Serve without authentication even on a non-loopback address.
+    #[arg(long, env = "PRESSROOM_INSECURE")]
+    pub insecure: bool,
+
+    /// TLS certificate chain (PEM); with `--tls-key` turns TLS on.
+    #[arg(long, env = "PRESSROOM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "PRESSROOM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate (PEM) that client certificates must chain to: mutual TLS.
+    #[arg(long, env = "PRESSROOM_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Longest a TLS handshake may take.
+    #[arg(long, env = "PRESSROOM_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    /// Plaintext address serving only grpc.health.v1 (for Kubernetes probes
+    /// when TLS is on), e.g. `0.0.0.0:50052`.
+    #[arg(long, env = "PRESSROOM_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+
+    /// Address serving Prometheus metrics at `/metrics`, e.g. `0.0.0.0:9090`.
+    #[arg(long, env = "PRESSROOM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Largest request message, in bytes.
+    #[arg(long, env = "PRESSROOM_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Longest a unary call may take (a shorter client deadline wins).
+    #[arg(long, env = "PRESSROOM_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Most calls in flight at once (watch streams aside); past it calls are
+    /// refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PRESSROOM_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+
+    /// Most concurrent HTTP/2 streams per connection.
+    #[arg(
+        long,
+        env = "PRESSROOM_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 1_024
+    )]
+    pub max_streams_per_connection: u32,
+
+    /// HTTP/2 keepalive ping interval.
+    #[arg(long, env = "PRESSROOM_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is
+    /// closed.
+    #[arg(long, env = "PRESSROOM_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// OTLP/gRPC endpoint to export traces to, e.g. `http://otel-collector:4317`;
+    /// off when unset.
+    #[arg(long, env = "PRESSROOM_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeConfig {
@@ -77,8 +162,10 @@ impl ServeConfig {
                 .into_iter()
                 .chain(args.into_iter().map(Into::into)),
         )?;
-        let Command::Serve(config) = cli.command;
-        Ok(config)
+        match cli.command {
+            Command::Serve(config) => Ok(*config),
+            _ => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+        }
     }
 
     /// Checks the settings, with a clear message for each mistake.
@@ -117,6 +204,67 @@ impl ServeConfig {
                 "--watch-buffer (PRESSROOM_WATCH_BUFFER) must be between 1 and 10000, got {}",
                 self.watch_buffer
             ));
+        }
+        if self.keys_file.is_none() && !self.listen.ip().is_loopback() && !self.insecure {
+            problems.push(format!(
+                "--listen (PRESSROOM_LISTEN) {} is not a loopback address and there is no \
+                 --keys-file (PRESSROOM_KEYS_FILE): configure API keys, or pass --insecure \
+                 (PRESSROOM_INSECURE) to serve without authentication anyway",
+                self.listen
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            problems.push(
+                "--tls-cert (PRESSROOM_TLS_CERT) and --tls-key (PRESSROOM_TLS_KEY) go together"
+                    .into(),
+            );
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            problems.push(
+                "--tls-client-ca (PRESSROOM_TLS_CLIENT_CA) needs --tls-cert and --tls-key".into(),
+            );
+        }
+        for (flag, addr) in [
+            ("--health-listen", self.health_listen),
+            ("--metrics-listen", self.metrics_listen),
+        ] {
+            if let Some(addr) = addr
+                && addr == self.listen
+                && addr.port() != 0
+            {
+                problems.push(format!("{flag} must differ from --listen ({addr})"));
+            }
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.max_request_bytes) {
+            problems.push(format!(
+                "--max-request-bytes (PRESSROOM_MAX_REQUEST_BYTES) must be between 1024 and 268435456, got {}",
+                self.max_request_bytes
+            ));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&self.request_timeout)
+        {
+            problems.push(
+                "--request-timeout (PRESSROOM_REQUEST_TIMEOUT) must be between 100ms and 1h".into(),
+            );
+        }
+        for (flag, value) in [
+            (
+                "--max-concurrent-requests (PRESSROOM_MAX_CONCURRENT_REQUESTS)",
+                self.max_concurrent_requests,
+            ),
+            ("--max-watchers (PRESSROOM_MAX_WATCHERS)", self.max_watchers),
+            (
+                "--max-watchers-per-key (PRESSROOM_MAX_WATCHERS_PER_KEY)",
+                self.max_watchers_per_key,
+            ),
+            (
+                "--max-streams-per-connection (PRESSROOM_MAX_STREAMS_PER_CONNECTION)",
+                self.max_streams_per_connection as usize,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!("{flag} must be at least 1"));
+            }
         }
         if self.shutdown_grace > Duration::from_secs(600) {
             problems.push("--shutdown-grace (PRESSROOM_SHUTDOWN_GRACE) must be at most 10m".into());

@@ -16,13 +16,18 @@
 //! - [`store`]: the storage trait, the sled engine, the indexes, the change
 //!   log, and the one writer that commits and flushes.
 //! - [`proto`]: the generated `pressroom.v1` messages, server and client.
-//! - [`telemetry`]: tracing set up once.
+//! - [`telemetry`]: tracing set up once; [`prometheus`]: the metrics
+//!   endpoint; [`keys`]: the API keys file.
+//! - [`client`]: the command-line verbs (backup, restore, keys, ...).
 
 pub mod api;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod feed;
+pub mod keys;
+pub mod prometheus;
 pub mod proto;
 pub mod search;
 pub mod shutdown;

@@ -3,19 +3,25 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pressroom::{Cli, Command, telemetry};
+use pressroom::{Cli, Command, client, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(config) => pressroom::app::serve(config).await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("pressroom: {}", telemetry::chain(&error));
-            ExitCode::FAILURE
-        }
+    match cli.command {
+        Command::Serve(config) => match pressroom::app::serve(*config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("pressroom: {}", telemetry::chain(&error));
+                ExitCode::FAILURE
+            }
+        },
+        command => match client::run(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("pressroom: {}", telemetry::chain(&error));
+                ExitCode::FAILURE
+            }
+        },
     }
 }

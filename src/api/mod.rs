@@ -2,6 +2,10 @@
 //! message, notes the release name on the RPC's span, calls the domain, and
 //! turns the answer (or the error, via [`status`]) into a response.
 
+pub mod auth;
+pub mod limits;
+mod methods;
+pub mod metrics;
 mod status;
 
 use std::{
@@ -14,15 +18,15 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Span;
 
 use crate::{
-    domain::PressReleases,
+    domain::{Caller, PressReleases, Role},
     feed::Feed,
     proto::v1::{
-        CreatePressReleaseRequest, DeletePressReleaseRequest, GetPressReleaseRequest,
-        GetPressReleaseStatsRequest, GetPressReleaseStatsResponse, ImportError,
-        ImportPressReleasesRequest, ImportPressReleasesResponse, ListPressReleasesRequest,
-        ListPressReleasesResponse, PressRelease, SearchPressReleasesRequest,
-        SearchPressReleasesResponse, UpdatePressReleaseRequest, WatchPressReleasesRequest,
-        WatchPressReleasesResponse,
+        BackupPressReleasesRequest, BackupPressReleasesResponse, CreatePressReleaseRequest,
+        DeletePressReleaseRequest, GetPressReleaseRequest, GetPressReleaseStatsRequest,
+        GetPressReleaseStatsResponse, ImportError, ImportPressReleasesRequest,
+        ImportPressReleasesResponse, ListPressReleasesRequest, ListPressReleasesResponse,
+        PressRelease, SearchPressReleasesRequest, SearchPressReleasesResponse,
+        UpdatePressReleaseRequest, WatchPressReleasesRequest, WatchPressReleasesResponse,
         press_release_service_server::{PressReleaseService, PressReleaseServiceServer},
     },
 };
@@ -46,10 +50,27 @@ impl PressReleaseApi {
     }
 }
 
+/// The caller the auth layer found. Missing only if that layer was not
+/// installed, in which case the call gets the least role.
+fn caller<T>(request: &Request<T>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller {
+            name: "anonymous".into(),
+            role: Role::Reader,
+        })
+}
+
 /// Notes the release an RPC is about on its span.
 fn record_name(name: &str) {
     Span::current().record("name", name);
 }
+
+/// The response stream of `BackupPressReleases`.
+pub type BackupResponseStream =
+    Pin<Box<dyn Stream<Item = Result<BackupPressReleasesResponse, Status>> + Send>>;
 
 /// The response stream of `WatchPressReleases`.
 pub type WatchResponseStream =
@@ -58,6 +79,7 @@ pub type WatchResponseStream =
 #[tonic::async_trait]
 impl PressReleaseService for PressReleaseApi {
     type WatchPressReleasesStream = WatchResponseStream;
+    type BackupPressReleasesStream = BackupResponseStream;
 
     async fn create_press_release(
         &self,
@@ -72,17 +94,19 @@ impl PressReleaseService for PressReleaseApi {
         &self,
         request: Request<GetPressReleaseRequest>,
     ) -> Result<Response<PressRelease>, Status> {
+        let caller = caller(&request);
         let request = request.into_inner();
         record_name(&request.name);
-        Ok(Response::new(self.releases.get(request).await?))
+        Ok(Response::new(self.releases.get(request, &caller).await?))
     }
 
     async fn list_press_releases(
         &self,
         request: Request<ListPressReleasesRequest>,
     ) -> Result<Response<ListPressReleasesResponse>, Status> {
+        let caller = caller(&request);
         Ok(Response::new(
-            self.releases.list(request.into_inner()).await?,
+            self.releases.list(request.into_inner(), &caller).await?,
         ))
     }
 
@@ -110,7 +134,8 @@ impl PressReleaseService for PressReleaseApi {
         &self,
         request: Request<WatchPressReleasesRequest>,
     ) -> Result<Response<WatchResponseStream>, Status> {
-        let stream = self.feed.watch(request.into_inner())?;
+        let caller = caller(&request);
+        let stream = self.feed.watch(request.into_inner(), &caller)?;
         Ok(Response::new(Box::pin(
             stream.map(|item| item.map_err(Status::from)),
         )))
@@ -169,5 +194,17 @@ impl PressReleaseService for PressReleaseApi {
         Ok(Response::new(
             self.releases.stats(request.into_inner()).await?,
         ))
+    }
+
+    async fn backup_press_releases(
+        &self,
+        _request: Request<BackupPressReleasesRequest>,
+    ) -> Result<Response<BackupResponseStream>, Status> {
+        let chunks = self.releases.backup().await?;
+        Ok(Response::new(Box::pin(chunks.map(|chunk| {
+            chunk
+                .map(|chunk| BackupPressReleasesResponse { chunk })
+                .map_err(Status::from)
+        }))))
     }
 }

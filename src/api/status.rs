@@ -38,6 +38,8 @@ impl From<DomainError> for Status {
             ),
             DomainError::Aborted(_) => Status::aborted(message),
             DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
+            DomainError::PermissionDenied(_) => Status::permission_denied(message),
+            DomainError::ResourceExhausted(_) => Status::resource_exhausted(message),
             DomainError::Unavailable(_) => Status::unavailable(message),
             DomainError::Internal(cause) => {
                 tracing::error!(error = %telemetry::chain(&*cause), "internal error");

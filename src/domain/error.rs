@@ -38,6 +38,12 @@ pub enum DomainError {
     /// The change is not allowed in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's role does not allow this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A limit was reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Try again later (shutting down, or refusing writes).
     #[error("{0}")]
     Unavailable(String),

@@ -70,10 +70,11 @@ pub fn to_query(
     })
 }
 
-/// A short fingerprint of a query, carried by page tokens so that a token is
-/// only accepted with the filter it was made for.
-pub fn fingerprint(query: &ListQuery) -> [u8; 8] {
-    let digest = Sha256::digest(format!("{query:?}").as_bytes());
+/// A short fingerprint of a query (and whatever else a page depends on, in
+/// `salt`), carried by page tokens so that a token is only accepted with the
+/// request it was made for.
+pub fn fingerprint(query: &ListQuery, salt: &str) -> [u8; 8] {
+    let digest = Sha256::digest(format!("{query:?}|{salt}").as_bytes());
     let mut out = [0; 8];
     out.copy_from_slice(&digest[..8]);
     out
@@ -95,8 +96,8 @@ mod tests {
         };
         let (qa, qb) = (to_query(Some(&a), "filter")?, to_query(Some(&b), "filter")?);
         assert_eq!(qa, qb);
-        assert_eq!(fingerprint(&qa), fingerprint(&qb));
-        assert_ne!(fingerprint(&qa), fingerprint(&ListQuery::default()));
+        assert_eq!(fingerprint(&qa, ""), fingerprint(&qb, ""));
+        assert_ne!(fingerprint(&qa, ""), fingerprint(&ListQuery::default(), ""));
         Ok(())
     }
 

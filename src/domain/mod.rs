@@ -5,6 +5,8 @@
 //! never sees gRPC metadata or statuses, and it never touches sled: reads go
 //! to the [`Store`] and every write to the one [`Writer`].
 
+mod backup;
+mod caller;
 mod error;
 pub mod filter;
 pub mod name;
@@ -21,6 +23,8 @@ use prost_types::Timestamp;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use backup::BackupStream;
+pub use caller::{Caller, Role};
 pub use error::{DomainError, FieldViolation};
 
 use crate::{
@@ -30,7 +34,10 @@ use crate::{
         PressRelease, UpdatePressReleaseRequest, press_release::State,
     },
     search::SearchIndex,
-    store::{Applied, Change, ChangeKind, NewRelease, Rejected, Replacement, Store, Writer},
+    store::{
+        Applied, Change, ChangeKind, ListPosition, NewRelease, Rejected, Replacement, Store,
+        StoreError, Writer,
+    },
 };
 use validate::{MAX_HEADLINE_CHARS, Violations, compare_times};
 
@@ -76,15 +83,24 @@ pub struct PressReleases {
     store: Arc<dyn Store>,
     writer: Writer,
     search: SearchIndex,
+    /// Where backups are written before they are streamed.
+    scratch: std::path::PathBuf,
 }
 
 impl PressReleases {
-    /// A service over `store`, writing through `writer`, searching `search`.
-    pub fn new(store: Arc<dyn Store>, writer: Writer, search: SearchIndex) -> Self {
+    /// A service over `store`, writing through `writer`, searching `search`,
+    /// writing backups to files in `scratch` before streaming them.
+    pub fn new(
+        store: Arc<dyn Store>,
+        writer: Writer,
+        search: SearchIndex,
+        scratch: std::path::PathBuf,
+    ) -> Self {
         Self {
             store,
             writer,
             search,
+            scratch,
         }
     }
 
@@ -104,16 +120,32 @@ impl PressReleases {
     }
 
     /// Gets a press release that is not withdrawn.
-    pub async fn get(&self, request: GetPressReleaseRequest) -> Result<PressRelease, DomainError> {
+    pub async fn get(
+        &self,
+        request: GetPressReleaseRequest,
+        caller: &Caller,
+    ) -> Result<PressRelease, DomainError> {
         let id = name::parse("name", &request.name)?;
-        self.current(&id, &request.name)
+        let release = self.current(&id, &request.name)?;
+        if release.state() == State::Embargoed && !caller.role.sees_embargoed() {
+            return Err(not_found(&request.name));
+        }
+        Ok(release)
     }
 
     /// Lists published press releases, newest first, one page at a time.
     pub async fn list(
         &self,
         request: ListPressReleasesRequest,
+        caller: &Caller,
     ) -> Result<ListPressReleasesResponse, DomainError> {
+        let include_embargoed = request.include_embargoed;
+        if include_embargoed && !caller.role.sees_embargoed() {
+            return Err(DomainError::PermissionDenied(format!(
+                "include_embargoed needs the publisher role; {:?} has {}",
+                caller.name, caller.role
+            )));
+        }
         let page_size = match request.page_size {
             size if size < 0 => {
                 return Err(DomainError::invalid("page_size", "must not be negative"));
@@ -122,16 +154,34 @@ impl PressReleases {
             size => (size as usize).min(MAX_PAGE_SIZE),
         };
         let query = filter::to_query(request.filter.as_ref(), "filter")?;
-        let fingerprint = filter::fingerprint(&query);
+        let fingerprint =
+            filter::fingerprint(&query, if include_embargoed { "embargoed" } else { "" });
         let after = match request.page_token.as_str() {
             "" => None,
             token => Some(page_token::decode(token, fingerprint).map_err(|e| e.to_domain())?),
         };
         let store = Arc::clone(&self.store);
-        let mut page =
-            tokio::task::spawn_blocking(move || store.list(&query, after.as_ref(), page_size + 1))
-                .await
-                .map_err(DomainError::from_join)??;
+        let mut page = tokio::task::spawn_blocking(move || {
+            let mut page = store.list(&query, after.as_ref(), page_size + 1)?;
+            if include_embargoed {
+                // Pending embargoes are few: merge them in by position.
+                for release in store.embargoed()? {
+                    let Ok(id) = name::parse("", &release.name) else {
+                        continue;
+                    };
+                    let position =
+                        ListPosition::new(&release.publish_time.unwrap_or_default(), &id);
+                    if query.matches(&release) && after.is_none_or(|after| position > after) {
+                        page.push((position, release));
+                    }
+                }
+                page.sort_by_key(|(position, _)| *position);
+                page.truncate(page_size + 1);
+            }
+            Ok::<_, StoreError>(page)
+        })
+        .await
+        .map_err(DomainError::from_join)??;
         let next_page_token = if page.len() > page_size {
             page.truncate(page_size);
             page.last()

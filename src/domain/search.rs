@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::{DomainError, PressReleases, filter, page_token, validate::Violations};
 use crate::{
     proto::v1::{
@@ -43,15 +41,7 @@ impl PressReleases {
         let parsed = query::parse(&request.query)
             .map_err(|e| DomainError::invalid("query", e.to_string()))?;
         let list_query = filter::to_query(request.filter.as_ref(), "filter")?;
-        let fingerprint = {
-            let digest = Sha256::new()
-                .chain_update(request.query.as_bytes())
-                .chain_update(filter::fingerprint(&list_query))
-                .finalize();
-            let mut out = [0; 8];
-            out.copy_from_slice(&digest[..8]);
-            out
-        };
+        let fingerprint = filter::fingerprint(&list_query, &request.query);
         let offset = match request.page_token.as_str() {
             "" => 0,
             token => page_token::decode_offset(token, fingerprint).map_err(|e| e.to_domain())?,

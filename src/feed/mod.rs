@@ -29,7 +29,7 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::{DomainError, filter, validate},
+    domain::{Caller, DomainError, filter, validate},
     proto::v1::{
         StartPosition, WatchPressReleasesRequest, WatchPressReleasesResponse,
         watch_press_releases_request::Start,
@@ -46,6 +46,10 @@ pub struct FeedSettings {
     pub progress_interval: Duration,
     /// Messages a stream may hold for a slow consumer.
     pub buffer: usize,
+    /// Most streams open at once.
+    pub max_watchers: usize,
+    /// Most streams open at once for one API key.
+    pub max_watchers_per_key: usize,
 }
 
 /// One item of a watch stream.
@@ -86,12 +90,19 @@ impl Feed {
         }
     }
 
-    /// Starts a watch stream.
-    pub fn watch(&self, request: WatchPressReleasesRequest) -> Result<WatchStream, DomainError> {
+    /// Starts a watch stream for `caller`.
+    pub fn watch(
+        &self,
+        request: WatchPressReleasesRequest,
+        caller: &Caller,
+    ) -> Result<WatchStream, DomainError> {
         let query = filter::to_query(request.filter.as_ref(), "filter")?;
         let start = self.start_position(request.start)?;
         let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));
-        let stats = self.shared.watchers.register(start);
+        let stats = self
+            .shared
+            .watchers
+            .register(start, &caller.name, &self.shared.settings)?;
         let task = watch::Reader {
             shared: Arc::clone(&self.shared),
             selection: Selection::new(query),
@@ -177,6 +188,8 @@ pub struct WatcherRegistry {
 #[derive(Debug, Default)]
 pub struct WatcherStats {
     id: u64,
+    /// The API key's name.
+    key: String,
     position: AtomicU64,
     buffered_messages: AtomicUsize,
     buffered_bytes: AtomicUsize,
@@ -222,18 +235,36 @@ impl WatcherRegistry {
             .len()
     }
 
-    fn register(&self, position: u64) -> Arc<WatcherStats> {
+    /// Registers a stream, unless a limit is reached.
+    fn register(
+        &self,
+        position: u64,
+        key: &str,
+        settings: &FeedSettings,
+    ) -> Result<Arc<WatcherStats>, DomainError> {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        if streams.len() >= settings.max_watchers {
+            return Err(DomainError::ResourceExhausted(format!(
+                "the server has reached its limit of {} watch streams; retry later",
+                settings.max_watchers
+            )));
+        }
+        let of_key = streams.values().filter(|s| s.key == key).count();
+        if of_key >= settings.max_watchers_per_key {
+            return Err(DomainError::ResourceExhausted(format!(
+                "the key {key:?} has reached its limit of {} watch streams",
+                settings.max_watchers_per_key
+            )));
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(WatcherStats {
             id,
+            key: key.to_string(),
             position: AtomicU64::new(position),
             ..Default::default()
         });
-        self.streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::clone(&stats));
-        stats
+        streams.insert(id, Arc::clone(&stats));
+        Ok(stats)
     }
 
     fn unregister(&self, stats: &WatcherStats) {

@@ -10,6 +10,7 @@
 //! the callers and moves the durable head of the change log that readers
 //! follow.
 
+pub mod backup;
 pub mod facets;
 pub mod keys;
 mod record;
@@ -241,6 +242,16 @@ pub trait Store: Send + Sync + 'static {
     /// Embargoed releases whose embargo time is at or before `now`, earliest
     /// first, at most `limit` of them.
     fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Every embargoed release, earliest embargo first.
+    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError>;
+
+    /// How many embargoed releases wait for their time.
+    fn embargoes_pending(&self) -> Result<u64, StoreError>;
+
+    /// Writes a backup of everything to `out`. The caller makes sure no
+    /// commit runs meanwhile (see [`Writer::exclusive`]).
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<backup::BackupInfo, StoreError>;
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -23,7 +23,9 @@ use uuid::Uuid;
 
 use super::{
     Applied, Change, ChangeKind, ChangeResult, ListPosition, ListQuery, LogEntry, NewRelease,
-    Rejected, Replacement, Store, StoreError, facet_hashes, facet_values,
+    Rejected, Replacement, Store, StoreError,
+    backup::{self, BackupInfo},
+    facet_hashes, facet_values,
     keys::{self, POSITION_LEN},
     record::{SourceClaim, StoredRelease, open, open_message, seal, seal_message},
 };
@@ -310,7 +312,11 @@ impl Store for SledStore {
             .apply_batch(batch)
             .and_then(|()| {
                 self.head.store(plan.seq, Ordering::Release);
-                self.db.flush()
+                let flushing = std::time::Instant::now();
+                let flushed = self.db.flush();
+                metrics::histogram!("pressroom_flush_seconds")
+                    .record(flushing.elapsed().as_secs_f64());
+                flushed
             })
             .map_err(StoreError::engine);
         if let Err(error) = durable {
@@ -451,8 +457,51 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([keys::EMBARGO]) {
+            let (key, _) = entry.map_err(StoreError::engine)?;
+            let (_, id) = keys::parse_embargo_key(&key).ok_or_else(|| corrupt(&key))?;
+            if let Some(release) = self.read_release(&id)? {
+                out.push(release);
+            }
+        }
+        Ok(out)
+    }
+
+    fn embargoes_pending(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for entry in self.db.scan_prefix([keys::EMBARGO]) {
+            entry.map_err(StoreError::engine)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
+        backup::write(
+            &self.db,
+            self.store_id,
+            FORMAT_VERSION,
+            self.log_head(),
+            out,
+        )
+        .map_err(StoreError::engine)
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(StoreError::engine)
+    }
+}
+
+impl SledStore {
+    /// Restores a backup into `data_dir` (its `store` folder must not hold
+    /// a store yet).
+    pub fn restore(
+        input: &mut dyn std::io::Read,
+        data_dir: &Path,
+    ) -> Result<BackupInfo, backup::RestoreError> {
+        backup::restore(input, data_dir, FORMAT_VERSION)
     }
 }
 

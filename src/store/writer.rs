@@ -22,9 +22,16 @@ use super::{Change, ChangeResult, Store, StoreError};
 /// Submissions waiting for the writer; a full queue makes callers wait.
 const QUEUE_DEPTH: usize = 4096;
 
-struct Submission {
-    changes: Vec<Change>,
-    reply: oneshot::Sender<Result<Vec<ChangeResult>, StoreError>>,
+/// Work for the writer.
+enum Submission {
+    /// Changes to commit.
+    Changes {
+        changes: Vec<Change>,
+        reply: oneshot::Sender<Result<Vec<ChangeResult>, StoreError>>,
+    },
+    /// Work that must see the store with no commit under way (a backup); it
+    /// is given the durable head.
+    Exclusive(Box<dyn FnOnce(u64) + Send>),
 }
 
 /// A handle to the writer task. Cheap to clone.
@@ -66,10 +73,28 @@ impl Writer {
     pub async fn submit_all(&self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Submission { changes, reply })
+            .send(Submission::Changes { changes, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` on the blocking pool between two commits, so that it sees
+    /// the store exactly at the durable head it is given; writes wait
+    /// meanwhile (they queue, they do not fail).
+    pub async fn exclusive<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(u64) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(move |head| {
+            let _ = reply.send(work(head));
+        });
+        self.queue
+            .send(Submission::Exclusive(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
     }
 
     /// The sequence number of the last change-log entry that is on disk;
@@ -87,24 +112,45 @@ async fn run(
     stop: CancellationToken,
 ) {
     let mut stopping = false;
+    // Exclusive work that arrived while a batch was being gathered; it runs
+    // right after that batch, keeping arrival order.
+    let mut deferred: Option<Submission> = None;
     loop {
-        let first = tokio::select! {
-            submission = receiver.recv() => submission,
-            () = stop.cancelled(), if !stopping => {
-                // No new submissions; what is queued is still committed.
-                stopping = true;
-                receiver.close();
+        let first = match deferred.take() {
+            Some(submission) => Some(submission),
+            None => tokio::select! {
+                submission = receiver.recv() => submission,
+                () = stop.cancelled(), if !stopping => {
+                    // No new submissions; what is queued is still committed.
+                    stopping = true;
+                    receiver.close();
+                    continue;
+                }
+            },
+        };
+        let (mut batch, mut size) = match first {
+            None => break,
+            Some(Submission::Exclusive(job)) => {
+                let durable = *head.borrow();
+                if let Err(error) = tokio::task::spawn_blocking(move || job(durable)).await {
+                    tracing::error!(%error, "exclusive work failed");
+                }
                 continue;
             }
+            Some(Submission::Changes { changes, reply }) => {
+                let size = changes.len();
+                (vec![(changes, reply)], size)
+            }
         };
-        let Some(first) = first else { break };
-        let mut size = first.changes.len();
-        let mut batch = vec![first];
         while size < max_batch {
             match receiver.try_recv() {
-                Ok(next) => {
-                    size += next.changes.len();
-                    batch.push(next);
+                Ok(Submission::Changes { changes, reply }) => {
+                    size += changes.len();
+                    batch.push((changes, reply));
+                }
+                Ok(exclusive) => {
+                    deferred = Some(exclusive);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -116,15 +162,22 @@ async fn run(
     tracing::debug!("writer stopped");
 }
 
+/// Changes of one caller and where to send their outcomes.
+type Pending = (
+    Vec<Change>,
+    oneshot::Sender<Result<Vec<ChangeResult>, StoreError>>,
+);
+
 /// Commits a batch and answers its callers; true when it is on disk.
-async fn commit(store: &Arc<dyn Store>, batch: Vec<Submission>) -> bool {
+async fn commit(store: &Arc<dyn Store>, batch: Vec<Pending>) -> bool {
     let mut changes = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
-    for submission in batch {
-        replies.push((submission.changes.len(), submission.reply));
-        changes.extend(submission.changes);
+    for (submitted, reply) in batch {
+        replies.push((submitted.len(), reply));
+        changes.extend(submitted);
     }
     let count = changes.len();
+    metrics::histogram!("pressroom_write_batch_size").record(count as f64);
     let store = Arc::clone(store);
     let outcome = tokio::task::spawn_blocking(move || store.commit(changes, now()))
         .await

@@ -26,6 +26,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub client: PressReleaseServiceClient<Channel>,
     pub watchers: WatcherRegistry,
+    pub health_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     dir: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
@@ -65,15 +67,26 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("build: {e}"));
         let addr = app.local_addr();
         let watchers = app.watchers();
+        let health_addr = app.health_addr();
+        let metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        let client = PressReleaseServiceClient::new(channel(addr).await);
+        let client = if flags.contains(&"--tls-cert") {
+            // TLS servers: the test makes its own clients.
+            PressReleaseServiceClient::new(
+                Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            )
+        } else {
+            PressReleaseServiceClient::new(channel(addr).await)
+        };
         Self {
             addr,
             client,
             watchers,
+            health_addr,
+            metrics_addr,
             dir,
             stop: Some(stop),
             task: Some(task),
@@ -338,4 +351,130 @@ pub fn assert_cursor_order(watched: &Watched) {
         all.windows(2).all(|w| w[0] <= w[1]),
         "cursors must never go back: {all:?}"
     );
+}
+
+/// A temporary directory for a server's data and files.
+pub fn temp_dir() -> Arc<TempDir> {
+    Arc::new(tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}")))
+}
+
+/// The API keys of a test, written to a keys file.
+pub struct TestKeys {
+    pub path: PathBuf,
+    pub reader: String,
+    pub publisher: String,
+    pub admin: String,
+}
+
+/// Writes a keys file with one key per role into `dir`.
+pub fn write_keys(dir: &std::path::Path) -> TestKeys {
+    use pressroom::{domain::Role, keys::keys_file_line};
+    let key = |role: &str| format!("test-{role}-{}", uuid::Uuid::new_v4());
+    let keys = TestKeys {
+        path: dir.join("keys"),
+        reader: key("reader"),
+        publisher: key("publisher"),
+        admin: key("admin"),
+    };
+    let text = [
+        keys_file_line("dashboard", Role::Reader, &keys.reader),
+        keys_file_line("ingest", Role::Publisher, &keys.publisher),
+        keys_file_line("ops", Role::Admin, &keys.admin),
+    ]
+    .join("\n");
+    std::fs::write(&keys.path, text).unwrap_or_else(|e| panic!("keys file: {e}"));
+    keys
+}
+
+/// A client of the server sending `token`, as the `pressroom` CLI connects.
+pub async fn client_with(addr: SocketAddr, token: Option<&str>) -> pressroom::client::Client {
+    pressroom::client::connect(&pressroom::client::ClientArgs {
+        server: format!("http://{addr}"),
+        token: token.map(str::to_string),
+        ca_cert: None,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// The real `pressroom` binary, running as a child process.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// The gRPC address it reported.
+    pub addr: SocketAddr,
+    /// Its log lines so far (stderr), collected in the background.
+    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    /// Starts `pressroom serve` with `args` and waits until it listens.
+    pub fn serve(args: &[&str]) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pressroom"))
+            .arg("serve")
+            .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (found, addr) = std::sync::mpsc::channel();
+        let collected = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("serving pressroom.v1.PressReleaseService")
+                    && let Some(rest) = line.split("\"addr\":\"").nth(1)
+                    && let Some(addr) = rest.split('"').next()
+                {
+                    let _ = found.send(addr.to_string());
+                }
+                collected
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        let addr = addr
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| "the binary did not report its address")?
+            .parse()?;
+        Ok(Self { child, addr, logs })
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(
+        mut self,
+    ) -> Result<std::process::ExitStatus, Box<dyn std::error::Error + Send + Sync>> {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+/// Every published release, following List's pages.
+pub async fn list_all(
+    client: &mut PressReleaseServiceClient<Channel>,
+) -> Result<Vec<PressRelease>, Status> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_press_releases(pressroom::proto::v1::ListPressReleasesRequest {
+                page_size: 500,
+                page_token: token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        out.extend(page.press_releases);
+        token = page.next_page_token;
+        if token.is_empty() {
+            return Ok(out);
+        }
+    }
 }

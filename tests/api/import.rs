@@ -1,11 +1,9 @@
 //! ImportPressReleases: counts, errors by index, idempotency, durability.
 
-use pressroom::proto::v1::{
-    ImportPressReleasesRequest, ListPressReleasesRequest, PressRelease, Source,
-};
+use pressroom::proto::v1::{ImportPressReleasesRequest, PressRelease, Source};
 use tonic::Code;
 
-use crate::helpers::{TestResult, TestServer, release};
+use crate::helpers::{TestResult, TestServer, list_all, release};
 
 fn sourced(i: usize, headline: &str) -> PressRelease {
     PressRelease {
@@ -100,25 +98,8 @@ async fn importing_ten_thousand_with_bad_and_duplicate_items() -> TestResult {
     assert_eq!(response.created, created);
 
     // Everything counted as created is there.
-    let mut listed = 0;
-    let mut token = String::new();
-    loop {
-        let page = server
-            .client
-            .list_press_releases(ListPressReleasesRequest {
-                page_size: 500,
-                page_token: token,
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        listed += page.press_releases.len() as i64;
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
-        }
-    }
-    assert_eq!(listed, created);
+    let listed = list_all(&mut server.client).await?;
+    assert_eq!(listed.len() as i64, created);
 
     // Importing the same items again creates nothing new.
     let again = server

@@ -22,6 +22,7 @@ async fn list(
             filter,
             page_size,
             page_token: page_token.into(),
+            include_embargoed: false,
         })
         .await
         .map(|r| r.into_inner())

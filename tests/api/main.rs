@@ -4,12 +4,18 @@
 
 mod helpers;
 
+mod backup;
 mod create;
 mod embargo;
 mod import;
+mod limits;
 mod list;
+mod metrics;
+mod otlp;
 mod search;
+mod security;
 mod server;
 mod stats;
+mod tls;
 mod update_and_withdraw;
 mod watch;
