@@ -1,6 +1,7 @@
 //! Compiles the API in `proto/` without a system `protoc`: protox parses the
-//! files into a descriptor set, which is written out for server reflection and
-//! handed to tonic-prost-build for the Rust messages, server and client.
+//! files into a descriptor set, which is written out for server reflection,
+//! handed to tonic-prost-build for the Rust messages, server and client, and
+//! to pbjson-build for the proto3 JSON mapping (serde) of every message.
 
 use std::{env, fs, path::PathBuf};
 
@@ -21,9 +22,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
 
+    let encoded = descriptors.encode_to_vec();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Well-known types from pbjson-types, which carry the proto3 JSON
+        // mapping, so that every message has it (pbjson below).
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded)?
+        .build(&[".pressroom"])?;
     Ok(())
 }

@@ -23,6 +23,26 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(Box<ServeConfig>),
+    /// Create a press release from a JSON file or flags.
+    Create(Box<crate::client::CreateArgs>),
+    /// Get a press release by name.
+    Get(crate::client::GetArgs),
+    /// List press releases, newest first.
+    List(crate::client::ListArgs),
+    /// Change fields of a press release.
+    Update(crate::client::UpdateArgs),
+    /// Withdraw a press release (its content is purged).
+    Withdraw(crate::client::WithdrawArgs),
+    /// Follow the feed: history, then live; resumable with a cursor file.
+    Watch(crate::client::WatchArgs),
+    /// Search press releases.
+    Search(crate::client::SearchArgs),
+    /// Count press releases.
+    Stats(crate::client::StatsArgs),
+    /// Import JSON Lines, JSON files, RSS or Atom feeds.
+    Import(crate::client::ImportArgs),
+    /// Export press releases as JSON Lines.
+    Export(crate::client::ExportArgs),
     /// Stream a consistent backup of a running server to a file (admin key).
     Backup(crate::client::BackupArgs),
     /// Restore a backup into an empty data dir (server stopped).

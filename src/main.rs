@@ -19,8 +19,8 @@ async fn main() -> ExitCode {
         command => match client::run(command).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("pressroom: {}", telemetry::chain(&error));
-                ExitCode::FAILURE
+                eprintln!("pressroom: {}", error.report());
+                ExitCode::from(error.exit_code())
             }
         },
     }

@@ -54,6 +54,9 @@ pub enum ClientError {
     /// The arguments do not make sense.
     #[error("{0}")]
     Usage(String),
+    /// Some of the input was refused (an import with failed items).
+    #[error("{0}")]
+    Invalid(String),
     /// Anything else (restore, key generation).
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),

@@ -1,22 +1,121 @@
 //! The command-line client: the verbs of the `pressroom` binary other than
 //! `serve`, over the generated gRPC client (and, for `restore`, the store
-//! directly, offline). Each verb parses nothing itself: clap hands it its
-//! arguments; it prints results to stdout and returns errors to `main`.
+//! directly, offline). clap hands each verb its arguments; it prints results
+//! to stdout and returns errors, which `main` reports with an exit code that
+//! tells "not found", "invalid input", "not allowed" and "unavailable"
+//! apart.
 
 mod backup;
 mod connect;
+mod export;
+mod filter;
+mod import;
 mod keys;
+mod output;
+mod releases;
+mod watch;
 
 pub use backup::{BackupArgs, RestoreArgs};
 pub use connect::{Client, ClientArgs, ClientError, connect};
+pub use export::ExportArgs;
+pub use import::ImportArgs;
 pub use keys::KeysArgs;
+pub use releases::{
+    CreateArgs, GetArgs, ListArgs, SearchArgs, StatsArgs, UpdateArgs, WithdrawArgs,
+};
+pub use watch::WatchArgs;
+
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+use crate::Command;
+
+/// Exit code when the thing asked for does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit code when the input was refused as invalid.
+pub const EXIT_INVALID: u8 = 4;
+/// Exit code when the key is missing, unknown or not allowed.
+pub const EXIT_NOT_ALLOWED: u8 = 5;
+/// Exit code when the server cannot be reached or is overloaded.
+pub const EXIT_UNAVAILABLE: u8 = 6;
 
 /// Runs a client verb.
-pub async fn run(command: crate::Command) -> Result<(), ClientError> {
+pub async fn run(command: Command) -> Result<(), ClientError> {
     match command {
-        crate::Command::Serve(_) => Err(ClientError::Usage("`serve` is not a client verb".into())),
-        crate::Command::Backup(args) => backup::backup(args).await,
-        crate::Command::Restore(args) => backup::restore(args).await,
-        crate::Command::Keys(args) => keys::run(args),
+        Command::Serve(_) => Err(ClientError::Usage("`serve` is not a client verb".into())),
+        Command::Create(args) => releases::create(*args).await,
+        Command::Get(args) => releases::get(args).await,
+        Command::List(args) => releases::list(args).await,
+        Command::Update(args) => releases::update(args).await,
+        Command::Withdraw(args) => releases::withdraw(args).await,
+        Command::Watch(args) => watch::watch(args).await,
+        Command::Search(args) => releases::search(args).await,
+        Command::Stats(args) => releases::stats(args).await,
+        Command::Import(args) => import::import(args).await,
+        Command::Export(args) => export::export(args).await,
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Restore(args) => backup::restore(args).await,
+        Command::Keys(args) => keys::run(args),
     }
+}
+
+impl ClientError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Status(status) => match status.code() {
+                Code::NotFound => EXIT_NOT_FOUND,
+                Code::InvalidArgument
+                | Code::FailedPrecondition
+                | Code::AlreadyExists
+                | Code::OutOfRange
+                | Code::Aborted => EXIT_INVALID,
+                Code::Unauthenticated | Code::PermissionDenied => EXIT_NOT_ALLOWED,
+                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+                    EXIT_UNAVAILABLE
+                }
+                _ => 1,
+            },
+            Self::Connect(_) => EXIT_UNAVAILABLE,
+            Self::Usage(_) => 2,
+            Self::Invalid(_) => EXIT_INVALID,
+            Self::File { .. } | Self::Other(_) => 1,
+        }
+    }
+
+    /// What to print on stderr: the gRPC code and message, and each field
+    /// violation on its own line.
+    pub fn report(&self) -> String {
+        let Self::Status(status) = self else {
+            return crate::telemetry::chain(self);
+        };
+        let code = code_name(status.code());
+        match status.get_details_bad_request() {
+            Some(bad) if !bad.field_violations.is_empty() => {
+                // The message lists the violations too; spell them out instead.
+                let summary = status.message().split(": ").next().unwrap_or_default();
+                let mut out = format!("{code}: {summary}");
+                for violation in bad.field_violations {
+                    out.push_str(&format!(
+                        "\n  {}: {}",
+                        violation.field, violation.description
+                    ));
+                }
+                out
+            }
+            _ => format!("{code}: {}", status.message()),
+        }
+    }
+}
+
+/// A gRPC code as callers know it, e.g. `INVALID_ARGUMENT`.
+fn code_name(code: Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
 }

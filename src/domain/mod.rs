@@ -18,8 +18,8 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use crate::proto::Timestamp;
 use prost::Message as _;
-use prost_types::Timestamp;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -440,6 +440,12 @@ async fn join_import(
     task.await.map_err(DomainError::from_join)?
 }
 
+/// Checks a press release as `CreatePressRelease` would, without writing
+/// anything; returns it as it would be stored (sanitised, normalised).
+pub fn validate_new(release: PressRelease) -> Result<PressRelease, DomainError> {
+    prepare_new(release, "press_release", now()).map(|new| new.release)
+}
+
 /// Checks one item to create (a create request or an import item) and makes
 /// the record.
 fn prepare_import(item: ImportPressReleasesRequest) -> Result<NewRelease, DomainError> {
@@ -536,7 +542,7 @@ fn etag(id: &Uuid, revision: i64, update_time: &Timestamp) -> String {
 }
 
 fn now() -> Timestamp {
-    Timestamp::from(std::time::SystemTime::now())
+    crate::proto::now()
 }
 
 fn not_found(name: &str) -> DomainError {

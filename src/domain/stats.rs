@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use crate::proto::Timestamp;
 use jiff::{civil::Date, tz::TimeZone};
-use prost_types::Timestamp;
 
 use super::{DomainError, PressReleases, filter, validate::compare_times};
 use crate::{
@@ -29,7 +29,7 @@ impl PressReleases {
         let query = filter::to_query(request.filter.as_ref(), "filter")?;
         let days = histogram_days(&request.histogram_start_day, &request.histogram_end_day)?;
         let store = Arc::clone(&self.store);
-        let now = Timestamp::from(std::time::SystemTime::now());
+        let now = crate::proto::now();
         tokio::task::spawn_blocking(move || count(&*store, &query, days, now))
             .await
             .map_err(DomainError::from_join)?

@@ -1,7 +1,7 @@
 //! Field masks for `UpdatePressRelease` (AIP-134): which top-level fields a
 //! request changes, and copying exactly those fields.
 
-use prost_types::FieldMask;
+use crate::proto::FieldMask;
 
 use super::DomainError;
 use crate::proto::v1::PressRelease;

@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 
 use super::{DomainError, FieldViolation};
 use crate::proto::v1::{PressRelease, press_release::BodyFormat};

@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -62,7 +62,7 @@ pub async fn run(
 }
 
 fn now() -> Timestamp {
-    Timestamp::from(std::time::SystemTime::now())
+    crate::proto::now()
 }
 
 /// How long until `at` (zero if it has passed).

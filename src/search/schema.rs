@@ -130,7 +130,7 @@ impl Fields {
         if query.published_at_or_after.is_some() || query.published_before.is_some() {
             // Microsecond bounds, both inclusive: a superset of the exact
             // range, which the caller re-checks on the records it returns.
-            let bound = |time: &Option<prost_types::Timestamp>| match time {
+            let bound = |time: &Option<crate::proto::Timestamp>| match time {
                 Some(time) => {
                     Bound::Included(Term::from_field_i64(self.publish_time, micros(time)))
                 }
@@ -166,7 +166,7 @@ pub fn plain_body(release: &PressRelease) -> String {
 }
 
 /// A time as microseconds since the epoch, rounded down.
-fn micros(time: &prost_types::Timestamp) -> i64 {
+fn micros(time: &crate::proto::Timestamp) -> i64 {
     time.seconds
         .saturating_mul(1_000_000)
         .saturating_add(i64::from(time.nanos) / 1_000)

@@ -6,7 +6,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 use uuid::Uuid;
 
 use super::{

@@ -20,7 +20,7 @@
 //! a `0` byte (validation rejects control characters), so the separators are
 //! unambiguous.
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 use uuid::Uuid;
 
 pub(crate) const META: u8 = b'm';

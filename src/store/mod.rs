@@ -22,7 +22,7 @@ pub(crate) mod conformance;
 
 use std::{error::Error as StdError, sync::Arc};
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 use uuid::Uuid;
 
 use crate::proto::v1::PressRelease;

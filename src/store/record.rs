@@ -4,8 +4,8 @@
 //! good. Payloads are prost messages: the API's `PressRelease` for records,
 //! and the small messages below for the change log and the unique indexes.
 
+use crate::proto::Timestamp;
 use prost::Message;
-use prost_types::Timestamp;
 
 use super::StoreError;
 

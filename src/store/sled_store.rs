@@ -18,7 +18,7 @@ use std::{
     },
 };
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 use uuid::Uuid;
 
 use super::{

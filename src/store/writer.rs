@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use prost_types::Timestamp;
+use crate::proto::Timestamp;
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
@@ -203,5 +203,5 @@ async fn commit(store: &Arc<dyn Store>, batch: Vec<Pending>) -> bool {
 }
 
 fn now() -> Timestamp {
-    Timestamp::from(std::time::SystemTime::now())
+    crate::proto::now()
 }

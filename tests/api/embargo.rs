@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
+use pressroom::proto::FieldMask;
 use pressroom::proto::v1::{
     DeletePressReleaseRequest, EventType, GetPressReleaseRequest, PressRelease, StartPosition,
     UpdatePressReleaseRequest, WatchPressReleasesRequest, press_release::State,
     watch_press_releases_request::Start,
 };
-use prost_types::FieldMask;
 
 use crate::helpers::{
     TestResult, TestServer, create_request, from_now, listed_names, read_events, read_until,

@@ -212,12 +212,12 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
 }
 
 /// A timestamp `seconds` from the Unix epoch.
-pub fn at(seconds: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds, nanos: 0 }
+pub fn at(seconds: i64) -> pressroom::proto::Timestamp {
+    pressroom::proto::Timestamp { seconds, nanos: 0 }
 }
 
 /// Now, as a timestamp, plus `seconds`.
-pub fn from_now(seconds: i64) -> prost_types::Timestamp {
+pub fn from_now(seconds: i64) -> pressroom::proto::Timestamp {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -226,7 +226,7 @@ pub fn from_now(seconds: i64) -> prost_types::Timestamp {
 }
 
 /// A timestamp as a comparable `(seconds, nanos)`; `None` sorts first.
-pub fn instant(time: Option<prost_types::Timestamp>) -> Option<(i64, i32)> {
+pub fn instant(time: Option<pressroom::proto::Timestamp>) -> Option<(i64, i32)> {
     time.map(|t| (t.seconds, t.nanos))
 }
 

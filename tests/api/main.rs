@@ -5,6 +5,7 @@
 mod helpers;
 
 mod backup;
+mod cli;
 mod create;
 mod embargo;
 mod import;

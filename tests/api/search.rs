@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use pressroom::proto::FieldMask;
 use pressroom::{
     proto::v1::{
         DeletePressReleaseRequest, Organization, PressRelease, PressReleaseFilter,
@@ -11,7 +12,6 @@ use pressroom::{
     },
     store::{Change, NewRelease, SledStore, Store},
 };
-use prost_types::FieldMask;
 use tonic::{Code, Status, transport::Channel};
 
 use crate::helpers::{TestResult, TestServer, create_request, from_now, release, violated_fields};
@@ -389,7 +389,7 @@ async fn restarts_catch_up_and_a_lost_index_is_rebuilt() -> TestResult {
     {
         let store = SledStore::open(&data_dir.join("store"), 16 << 20)?;
         let id = uuid::Uuid::now_v7();
-        let now = prost_types::Timestamp::from(std::time::SystemTime::now());
+        let now = pressroom::proto::now();
         let release = PressRelease {
             name: format!("pressReleases/{id}"),
             state: State::Published as i32,

@@ -1,6 +1,7 @@
 //! UpdatePressRelease (masks, revisions, etags) and DeletePressRelease
 //! (withdrawal: purge, tombstone, invisibility).
 
+use pressroom::proto::FieldMask;
 use pressroom::{
     proto::v1::{
         DeletePressReleaseRequest, GetPressReleaseRequest, ListPressReleasesRequest, PressRelease,
@@ -8,7 +9,6 @@ use pressroom::{
     },
     store::{SledStore, Store},
 };
-use prost_types::FieldMask;
 use tonic::Code;
 
 use crate::helpers::{

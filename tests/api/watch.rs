@@ -3,6 +3,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
+use pressroom::proto::FieldMask;
 use pressroom::{
     feed::cursor::Cursor,
     proto::v1::{
@@ -11,7 +12,6 @@ use pressroom::{
         press_release::State, watch_press_releases_request::Start,
     },
 };
-use prost_types::FieldMask;
 use tonic::Code;
 
 use crate::helpers::{
@@ -185,7 +185,7 @@ async fn start_time_starts_with_changes_committed_at_or_after_it() -> TestResult
         create(&mut server, &format!("before {i}")).await?;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let since = prost_types::Timestamp::from(std::time::SystemTime::now());
+    let since = pressroom::proto::now();
     let mut later = Vec::new();
     for i in 0..2 {
         later.push(create(&mut server, &format!("after {i}")).await?.name);

@@ -1,0 +1,181 @@
+//! `pressroom watch`: follows the feed, printing each event as it arrives.
+//! With `--cursor-file` the last cursor received is saved after every
+//! message (written beside and renamed into place), and a re-run resumes
+//! from it: nothing missed, nothing repeated. SIGINT and SIGTERM end the
+//! run between two messages, never between printing one and saving its
+//! cursor.
+
+use std::path::{Path, PathBuf};
+
+use tokio_stream::StreamExt as _;
+
+use super::{
+    ClientArgs, ClientError, connect,
+    filter::{FacetArgs, parse_time},
+    output::{self, Format, OutputArgs},
+};
+use crate::proto::{
+    Timestamp,
+    v1::{
+        EventType, PressReleaseEvent, StartPosition, WatchPressReleasesRequest,
+        watch_press_releases_request::Start, watch_press_releases_response::Kind,
+    },
+};
+
+/// `pressroom watch`
+#[derive(Clone, Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    filter: FacetArgs,
+    /// Only releases published at or after this time (`--after` names a
+    /// cursor here).
+    #[arg(long, value_parser = parse_time)]
+    published_after: Option<Timestamp>,
+    /// Only releases published before this time.
+    #[arg(long, value_parser = parse_time)]
+    published_before: Option<Timestamp>,
+    /// Replay everything from the start of the change log first.
+    #[arg(long, conflicts_with_all = ["after", "since"])]
+    from_beginning: bool,
+    /// Resume after this cursor.
+    #[arg(long, conflicts_with = "since")]
+    after: Option<String>,
+    /// Start with the changes committed at or after this time.
+    #[arg(long, value_parser = parse_time)]
+    since: Option<Timestamp>,
+    /// Save the last cursor here, and resume from it when it exists.
+    #[arg(long)]
+    cursor_file: Option<PathBuf>,
+    /// Stop once history has been replayed (the stream has caught up).
+    #[arg(long)]
+    until_caught_up: bool,
+}
+
+pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
+    let saved = match &args.cursor_file {
+        Some(path) => read_cursor(path)?,
+        None => None,
+    };
+    let start = match (saved, &args.after, args.since) {
+        (Some(cursor), _, _) => Start::AfterCursor(cursor),
+        (None, Some(cursor), _) => Start::AfterCursor(cursor.clone()),
+        (None, None, Some(time)) => Start::StartTime(time),
+        (None, None, None) if args.from_beginning => {
+            Start::Position(StartPosition::Beginning as i32)
+        }
+        (None, None, None) => Start::Position(StartPosition::Now as i32),
+    };
+    let mut client = connect(&args.client).await?;
+    let mut stream = client
+        .watch_press_releases(WatchPressReleasesRequest {
+            filter: args
+                .filter
+                .to_filter(args.published_after, args.published_before),
+            start: Some(start),
+        })
+        .await?
+        .into_inner();
+    let format = match args.output.resolve(true) {
+        Format::Json => Format::Jsonl,
+        other => other,
+    };
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = &mut stop => return Ok(()),
+        };
+        let Some(message) = message else {
+            return Err(ClientError::Usage(
+                "the server ended the stream; run again to resume".into(),
+            ));
+        };
+        let cursor = match message?.kind {
+            Some(Kind::Event(event)) => {
+                print_event(&event, format)?;
+                event.cursor
+            }
+            Some(Kind::Progress(progress)) => {
+                if progress.caught_up && args.until_caught_up {
+                    save_cursor(args.cursor_file.as_deref(), &progress.cursor)?;
+                    return Ok(());
+                }
+                progress.cursor
+            }
+            None => continue,
+        };
+        save_cursor(args.cursor_file.as_deref(), &cursor)?;
+    }
+}
+
+fn print_event(event: &PressReleaseEvent, format: Format) -> Result<(), ClientError> {
+    if format != Format::Table {
+        return output::json(event, format);
+    }
+    let release = event.press_release.clone().unwrap_or_default();
+    let kind = match event.r#type() {
+        EventType::Created => "CREATED",
+        EventType::Updated => "UPDATED",
+        EventType::Published => "PUBLISHED",
+        EventType::Withdrawn => "WITHDRAWN",
+        EventType::Unmatched => "UNMATCHED",
+        EventType::Unspecified => "?",
+    };
+    output::line(&format!(
+        "{}  {kind:<9}  {}  {}",
+        output::time(event.commit_time),
+        release.name,
+        output::cut(&release.headline, 80)
+    ))
+}
+
+fn read_cursor(path: &Path) -> Result<Option<String>, ClientError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ClientError::File {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Saves the cursor: written beside the file, then renamed over it.
+fn save_cursor(path: Option<&Path>, cursor: &str) -> Result<(), ClientError> {
+    let Some(path) = path else { return Ok(()) };
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, cursor)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|source| ClientError::File {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signals) => {
+                signals.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
