@@ -10,16 +10,30 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use crate::{domain::DomainError, telemetry};
 
 const RESOURCE_TYPE: &str = "pressroom.v1.PressRelease";
+/// Most field violations sent back; the rest are counted. Statuses travel
+/// in HTTP/2 trailers, and clients drop a connection whose trailers pass
+/// about 16 KiB.
+const MAX_VIOLATIONS: usize = 20;
+/// Longest status message sent back, in characters.
+const MAX_MESSAGE_CHARS: usize = 1_024;
 
 impl From<DomainError> for Status {
     fn from(error: DomainError) -> Self {
-        let message = error.to_string();
+        let message = cut(&error.to_string(), MAX_MESSAGE_CHARS);
         match error {
             DomainError::InvalidArgument(violations) => {
-                let violations: Vec<FieldViolation> = violations
+                let total = violations.len();
+                let mut violations: Vec<FieldViolation> = violations
                     .into_iter()
-                    .map(|v| FieldViolation::new(v.field, v.description))
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| FieldViolation::new(cut(&v.field, 200), cut(&v.description, 200)))
                     .collect();
+                if total > MAX_VIOLATIONS {
+                    violations.push(FieldViolation::new(
+                        "",
+                        format!("and {} more problems", total - MAX_VIOLATIONS),
+                    ));
+                }
                 Status::with_error_details(
                     Code::InvalidArgument,
                     message,
@@ -46,5 +60,16 @@ impl From<DomainError> for Status {
                 Status::internal("internal error; the server's log has the details")
             }
         }
+    }
+}
+
+/// Cuts text to `max` characters, marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(max).collect();
+        out.push('…');
+        out
     }
 }

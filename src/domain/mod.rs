@@ -109,10 +109,14 @@ impl PressReleases {
         &self,
         request: CreatePressReleaseRequest,
     ) -> Result<PressRelease, DomainError> {
-        let new = prepare_import(ImportPressReleasesRequest {
+        let item = ImportPressReleasesRequest {
             press_release: request.press_release,
             request_id: request.request_id,
-        })?;
+        };
+        // Sanitising HTML is CPU work: keep it off the async threads.
+        let new = tokio::task::spawn_blocking(move || prepare_import(item))
+            .await
+            .map_err(DomainError::from_join)??;
         match self.writer.submit(Change::Create(new)).await? {
             Ok(Applied::Committed { release, .. } | Applied::Existing(release)) => Ok(release),
             Err(rejected) => Err(create_rejected(rejected)),
@@ -225,7 +229,11 @@ impl PressReleases {
                 "cannot be changed; create a new press release instead",
             ));
         }
-        validate::check_content(&mut next, "press_release")?;
+        let mut next = tokio::task::spawn_blocking(move || {
+            validate::check_content(&mut next, "press_release").map(|()| next)
+        })
+        .await
+        .map_err(DomainError::from_join)??;
 
         let now = now();
         if paths.contains(&"embargo_time")
@@ -366,55 +374,56 @@ impl PressReleases {
         mut items: impl tokio_stream::Stream<Item = ImportPressReleasesRequest> + Unpin,
     ) -> Result<ImportSummary, DomainError> {
         use tokio_stream::StreamExt as _;
-        let mut summary = ImportSummary::default();
-        let mut batch: Vec<(i64, NewRelease)> = Vec::with_capacity(IMPORT_BATCH);
-        let mut in_flight: Option<tokio::task::JoinHandle<_>> = None;
+        // Batches are checked on the blocking pool while the one before is
+        // committed; each waits for the one before to be submitted first, so
+        // commits keep the stream's order. At most two are in flight.
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let mut batch: Vec<(i64, ImportPressReleasesRequest)> = Vec::with_capacity(IMPORT_BATCH);
+        let mut tail: Option<ImportTask> = None;
         let mut index = 0i64;
-        while let Some(item) = items.next().await {
-            match prepare_import(item) {
-                Ok(new) => batch.push((index, new)),
-                Err(error) => summary.failed.push((index, error)),
+        loop {
+            let item = items.next().await;
+            let end = item.is_none();
+            if let Some(item) = item {
+                batch.push((index, item));
+                index += 1;
             }
-            index += 1;
-            if batch.len() >= IMPORT_BATCH {
-                // Commit this batch while the next one is read and checked.
-                if let Some(previous) = in_flight.take() {
-                    summary.add(join_import(previous).await?);
-                }
-                in_flight = Some(self.spawn_import(std::mem::take(&mut batch)));
+            if batch.len() >= IMPORT_BATCH || (end && !batch.is_empty()) {
+                let slot = Arc::clone(&slots)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| DomainError::Internal(Box::new(e)))?;
+                let previous = tail.take();
+                let writer = self.writer.clone();
+                let checking = std::mem::take(&mut batch);
+                tail = Some(tokio::spawn(async move {
+                    let _slot = slot;
+                    let checked = tokio::task::spawn_blocking(move || {
+                        checking
+                            .into_iter()
+                            .map(|(index, item)| (index, prepare_import(item)))
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .map_err(DomainError::from_join)?;
+                    let mut summary = match previous {
+                        Some(previous) => join_import(previous).await?,
+                        None => ImportSummary::default(),
+                    };
+                    summary.add(commit_import(&writer, checked).await?);
+                    Ok(summary)
+                }));
+            }
+            if end {
+                break;
             }
         }
-        if let Some(previous) = in_flight.take() {
-            summary.add(join_import(previous).await?);
-        }
-        if !batch.is_empty() {
-            summary.add(join_import(self.spawn_import(batch)).await?);
-        }
+        let mut summary = match tail {
+            Some(tail) => join_import(tail).await?,
+            None => ImportSummary::default(),
+        };
         summary.failed.sort_by_key(|(index, _)| *index);
         Ok(summary)
-    }
-
-    fn spawn_import(
-        &self,
-        batch: Vec<(i64, NewRelease)>,
-    ) -> tokio::task::JoinHandle<Result<ImportSummary, DomainError>> {
-        let writer = self.writer.clone();
-        tokio::spawn(async move {
-            let (indexes, changes): (Vec<i64>, Vec<Change>) = batch
-                .into_iter()
-                .map(|(index, new)| (index, Change::Create(new)))
-                .unzip();
-            let results = writer.submit_all(changes).await?;
-            let mut summary = ImportSummary::default();
-            for (index, result) in indexes.into_iter().zip(results) {
-                match result {
-                    Ok(Applied::Committed { .. }) => summary.created += 1,
-                    Ok(Applied::Existing(_)) => summary.duplicates += 1,
-                    Err(rejected) => summary.failed.push((index, create_rejected(rejected))),
-                }
-            }
-            Ok(summary)
-        })
     }
 
     /// The record of a release that exists and is not withdrawn.
@@ -434,10 +443,42 @@ impl ImportSummary {
     }
 }
 
-async fn join_import(
-    task: tokio::task::JoinHandle<Result<ImportSummary, DomainError>>,
-) -> Result<ImportSummary, DomainError> {
+/// A batch of an import being checked and committed.
+type ImportTask = tokio::task::JoinHandle<Result<ImportSummary, DomainError>>;
+
+async fn join_import(task: ImportTask) -> Result<ImportSummary, DomainError> {
     task.await.map_err(DomainError::from_join)?
+}
+
+/// Commits the items of a batch that passed their checks, in one submission.
+async fn commit_import(
+    writer: &Writer,
+    checked: Vec<(i64, Result<NewRelease, DomainError>)>,
+) -> Result<ImportSummary, DomainError> {
+    let mut summary = ImportSummary::default();
+    let mut indexes = Vec::with_capacity(checked.len());
+    let mut changes = Vec::with_capacity(checked.len());
+    for (index, new) in checked {
+        match new {
+            Ok(new) => {
+                indexes.push(index);
+                changes.push(Change::Create(new));
+            }
+            Err(error) => summary.failed.push((index, error)),
+        }
+    }
+    if changes.is_empty() {
+        return Ok(summary);
+    }
+    let results = writer.submit_all(changes).await?;
+    for (index, result) in indexes.into_iter().zip(results) {
+        match result {
+            Ok(Applied::Committed { .. }) => summary.created += 1,
+            Ok(Applied::Existing(_)) => summary.duplicates += 1,
+            Err(rejected) => summary.failed.push((index, create_rejected(rejected))),
+        }
+    }
+    Ok(summary)
 }
 
 /// Checks a press release as `CreatePressRelease` would, without writing

@@ -17,7 +17,10 @@ pub fn parse(field: &str, name: &str) -> Result<Uuid, DomainError> {
     let invalid = || {
         DomainError::invalid(
             field,
-            format!("must be `pressReleases/{{id}}` with a lower-case UUID, got {name:?}"),
+            format!(
+                "must be `pressReleases/{{id}}` with a lower-case UUID, got {}",
+                super::validate::shown(name)
+            ),
         )
     };
     if name.is_empty() {

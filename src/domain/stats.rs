@@ -9,7 +9,10 @@ use std::sync::Arc;
 use crate::proto::Timestamp;
 use jiff::{civil::Date, tz::TimeZone};
 
-use super::{DomainError, PressReleases, filter, validate::compare_times};
+use super::{
+    DomainError, PressReleases, filter,
+    validate::{self, compare_times},
+};
 use crate::{
     proto::v1::{DayCount, GetPressReleaseStatsRequest, GetPressReleaseStatsResponse},
     store::{ListQuery, Store, StoreError},
@@ -47,7 +50,10 @@ fn histogram_days(start: &str, end: &str) -> Result<Option<(i64, i64)>, DomainEr
             .ok_or_else(|| {
                 DomainError::invalid(
                     field,
-                    format!("must be a day like 2026-11-27, got {text:?}"),
+                    format!(
+                        "must be a day like 2026-11-27, got {}",
+                        validate::shown(text)
+                    ),
                 )
             })
     };

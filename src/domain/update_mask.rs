@@ -70,7 +70,8 @@ pub fn paths(
             return Err(DomainError::invalid(
                 "update_mask",
                 format!(
-                    "unknown or nested path {path:?}; use top-level fields of PressRelease, such as `headline`"
+                    "unknown or nested path {}; use top-level fields of PressRelease, such as `headline`",
+                    super::validate::shown(path)
                 ),
             ));
         }

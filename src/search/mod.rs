@@ -276,7 +276,10 @@ impl SearchIndex {
         if words.is_empty() {
             return Err(QueryError {
                 position: atom.position,
-                message: format!("{:?} has no searchable words", atom.text),
+                message: format!(
+                    "{} has no searchable words",
+                    crate::domain::validate::shown(&atom.text)
+                ),
             }
             .into());
         }

@@ -186,7 +186,8 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, QueryError> {
                 error(
                     i,
                     format!(
-                        "unknown field `{name}`; use headline, body, issuer, summary or keywords"
+                        "unknown field {}; use headline, body, issuer, summary or keywords",
+                        crate::domain::validate::shown(&name)
                     ),
                 )
             })?);
@@ -194,7 +195,10 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, QueryError> {
             if i >= chars.len() || chars[i].is_whitespace() {
                 return Err(error(
                     name_end,
-                    format!("`{name}:` must be followed by a value"),
+                    format!(
+                        "{} must be followed by a value",
+                        crate::domain::validate::shown(&format!("{name}:"))
+                    ),
                 ));
             }
         }

@@ -6,8 +6,10 @@ mod helpers;
 
 mod backup;
 mod cli;
+mod crash;
 mod create;
 mod embargo;
+mod hostile;
 mod import;
 mod limits;
 mod list;
