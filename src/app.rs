@@ -282,7 +282,7 @@ impl App {
                 }
             }));
         }
-        let api = PressReleaseApi::new(releases, feed);
+        let api = PressReleaseApi::new(releases, feed.clone());
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -347,7 +347,11 @@ impl App {
                     .on_response(DefaultOnResponse::new().level(Level::DEBUG))
                     .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
             )
-            .layer(MetricsLayer)
+            .layer(if config.metrics_listen.is_some() {
+                MetricsLayer::recording()
+            } else {
+                MetricsLayer::off()
+            })
             .layer(AuthLayer::new(keys))
             .layer(LimitsLayer::new(
                 config.max_concurrent_requests,
@@ -387,6 +391,7 @@ impl App {
         if let Err(error) = scheduler.await {
             tracing::error!(%error, "the embargo scheduler failed");
         }
+        feed.join().await;
         stop_indexer.cancel();
         if let Err(error) = indexer.await {
             tracing::error!(%error, "the search indexer failed");

@@ -93,7 +93,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let method = Method::of_path(request.uri().path());
+        let method = Method::of(&request);
         match self.check(&request, &method) {
             Ok(caller) => {
                 if let Some(caller) = caller {

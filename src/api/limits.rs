@@ -70,7 +70,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let method = Method::of_path(request.uri().path());
+        let method = Method::of(&request);
         if !method.is_pressroom() || method.is_long_lived() {
             return Box::pin(self.inner.call(request));
         }

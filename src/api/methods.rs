@@ -1,5 +1,10 @@
 //! What the layers in front of the services need to know about a call from
 //! its path alone: service, method, streaming kind, and the role it needs.
+//! Known calls come from a static table (no allocation per call); anything
+//! else is "unknown", so that a client sending made-up paths cannot make the
+//! metrics grow.
+
+use std::{collections::HashMap, sync::LazyLock};
 
 use crate::domain::Role;
 
@@ -25,10 +30,11 @@ impl Kind {
 }
 
 /// A call, as its path names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Method {
-    pub(crate) service: String,
-    pub(crate) name: String,
+    pub(crate) path: &'static str,
+    pub(crate) service: &'static str,
+    pub(crate) name: &'static str,
     pub(crate) kind: Kind,
     /// The least role that may call it; `None` for open services (health,
     /// reflection).
@@ -37,35 +43,152 @@ pub(crate) struct Method {
 
 const PRESSROOM: &str = "pressroom.v1.PressReleaseService";
 
+/// Every call the server answers.
+pub(crate) static KNOWN: LazyLock<HashMap<&'static str, Method>> = LazyLock::new(|| {
+    let pressroom = |path: &'static str, name: &'static str, kind: Kind, role: Role| Method {
+        path,
+        service: PRESSROOM,
+        name,
+        kind,
+        role: Some(role),
+    };
+    let open = |path: &'static str, service: &'static str, name: &'static str, kind: Kind| Method {
+        path,
+        service,
+        name,
+        kind,
+        role: None,
+    };
+    use Kind::*;
+    use Role::*;
+    [
+        pressroom(
+            "/pressroom.v1.PressReleaseService/CreatePressRelease",
+            "CreatePressRelease",
+            Unary,
+            Publisher,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/GetPressRelease",
+            "GetPressRelease",
+            Unary,
+            Reader,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/ListPressReleases",
+            "ListPressReleases",
+            Unary,
+            Reader,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/UpdatePressRelease",
+            "UpdatePressRelease",
+            Unary,
+            Publisher,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/DeletePressRelease",
+            "DeletePressRelease",
+            Unary,
+            Publisher,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/WatchPressReleases",
+            "WatchPressReleases",
+            ServerStream,
+            Reader,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/ImportPressReleases",
+            "ImportPressReleases",
+            ClientStream,
+            Publisher,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/SearchPressReleases",
+            "SearchPressReleases",
+            Unary,
+            Reader,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/GetPressReleaseStats",
+            "GetPressReleaseStats",
+            Unary,
+            Reader,
+        ),
+        pressroom(
+            "/pressroom.v1.PressReleaseService/BackupPressReleases",
+            "BackupPressReleases",
+            ServerStream,
+            Admin,
+        ),
+        open(
+            "/grpc.health.v1.Health/Check",
+            "grpc.health.v1.Health",
+            "Check",
+            Unary,
+        ),
+        open(
+            "/grpc.health.v1.Health/Watch",
+            "grpc.health.v1.Health",
+            "Watch",
+            ServerStream,
+        ),
+        open(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "grpc.reflection.v1.ServerReflection",
+            "ServerReflectionInfo",
+            BidiStream,
+        ),
+        open(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "ServerReflectionInfo",
+            BidiStream,
+        ),
+    ]
+    .into_iter()
+    .map(|method| (method.path, method))
+    .collect()
+});
+
+/// A call of our service that is not in the table (tonic answers it
+/// UNIMPLEMENTED; a key is still needed to learn that).
+const UNKNOWN_PRESSROOM: Method = Method {
+    path: "unknown",
+    service: PRESSROOM,
+    name: "unknown",
+    kind: Kind::Unary,
+    role: Some(Role::Reader),
+};
+
+/// Any other path.
+const UNKNOWN: Method = Method {
+    path: "unknown",
+    service: "unknown",
+    name: "unknown",
+    kind: Kind::Unary,
+    role: None,
+};
+
 impl Method {
     /// Classifies `/<service>/<method>`.
     pub(crate) fn of_path(path: &str) -> Self {
-        let mut parts = path.trim_start_matches('/').splitn(2, '/');
-        let service = parts.next().unwrap_or_default().to_string();
-        let name = parts.next().unwrap_or_default().to_string();
-        let (kind, role) = if service == PRESSROOM {
-            match name.as_str() {
-                "CreatePressRelease" | "UpdatePressRelease" | "DeletePressRelease" => {
-                    (Kind::Unary, Some(Role::Publisher))
-                }
-                "ImportPressReleases" => (Kind::ClientStream, Some(Role::Publisher)),
-                "WatchPressReleases" => (Kind::ServerStream, Some(Role::Reader)),
-                "BackupPressReleases" => (Kind::ServerStream, Some(Role::Admin)),
-                _ => (Kind::Unary, Some(Role::Reader)),
-            }
-        } else if service == "grpc.health.v1.Health" && name == "Watch" {
-            (Kind::ServerStream, None)
-        } else if service.starts_with("grpc.reflection.") {
-            (Kind::BidiStream, None)
-        } else {
-            (Kind::Unary, None)
-        };
-        Self {
-            service,
-            name,
-            kind,
-            role,
+        match KNOWN.get(path) {
+            Some(method) => *method,
+            None if path.starts_with("/pressroom.v1.PressReleaseService/") => UNKNOWN_PRESSROOM,
+            None => UNKNOWN,
         }
+    }
+
+    /// The method of a request: classified once by the outermost layer and
+    /// kept in the request's extensions for the others.
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Self {
+        request
+            .extensions()
+            .get::<Method>()
+            .copied()
+            .unwrap_or_else(|| Self::of_path(request.uri().path()))
     }
 
     /// Whether this is a call of the press-release service.
@@ -100,5 +223,11 @@ mod tests {
         let reflection =
             Method::of_path("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
         assert_eq!((reflection.kind, reflection.role), (Kind::BidiStream, None));
+        let made_up = Method::of_path("/pressroom.v1.PressReleaseService/Nope");
+        assert_eq!(
+            (made_up.name, made_up.role),
+            ("unknown", Some(Role::Reader))
+        );
+        assert_eq!(Method::of_path("/x/y").service, "unknown");
     }
 }

@@ -6,7 +6,9 @@
 //! comes from the response headers (an early error) or from the trailers.
 
 use std::{
+    collections::HashMap,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -15,21 +17,48 @@ use bytes::{Buf, Bytes};
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body as HttpBody, Frame};
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use tonic::{Code, Status, body::Body};
 use tower::{Layer, Service};
 
-use super::methods::Method;
+use super::methods::{KNOWN, Method};
 
-/// Records the standard gRPC metrics.
-#[derive(Clone, Default)]
-pub struct MetricsLayer;
+/// Records the standard gRPC metrics. Built with [`MetricsLayer::recording`]
+/// after the recorder is installed, it registers every known method's
+/// metrics once; [`MetricsLayer::off`] records nothing.
+#[derive(Clone)]
+pub struct MetricsLayer {
+    methods: Option<Arc<HashMap<&'static str, MethodMetrics>>>,
+}
+
+impl MetricsLayer {
+    /// Records into the installed recorder.
+    pub fn recording() -> Self {
+        let mut methods: HashMap<&'static str, MethodMetrics> = KNOWN
+            .values()
+            .map(|method| (method.path, MethodMetrics::new(method)))
+            .collect();
+        let unknown = Method::of_path("unknown");
+        methods.insert(unknown.path, MethodMetrics::new(&unknown));
+        Self {
+            methods: Some(Arc::new(methods)),
+        }
+    }
+
+    /// Records nothing (no metrics endpoint).
+    pub fn off() -> Self {
+        Self { methods: None }
+    }
+}
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = GrpcMetrics<S>;
 
     fn layer(&self, inner: S) -> GrpcMetrics<S> {
-        GrpcMetrics { inner }
+        GrpcMetrics {
+            inner,
+            methods: self.methods.clone(),
+        }
     }
 }
 
@@ -37,37 +66,67 @@ impl<S> Layer<S> for MetricsLayer {
 #[derive(Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,
+    methods: Option<Arc<HashMap<&'static str, MethodMetrics>>>,
 }
 
-/// The labels of one call.
-#[derive(Clone)]
+/// The metrics of one method, registered once.
+struct MethodMetrics {
+    started: Counter,
+    received: Counter,
+    sent: Counter,
+    handling: Histogram,
+    /// `grpc_server_handled_total` per code, by the code's number.
+    handled: Vec<Counter>,
+}
+
+impl MethodMetrics {
+    fn new(method: &Method) -> Self {
+        let labels = [
+            ("grpc_type", method.kind.label()),
+            ("grpc_service", method.service),
+            ("grpc_method", method.name),
+        ];
+        let handled = (0..=16)
+            .map(|code| {
+                let code = code_name(Code::from_i32(code));
+                let mut labels = labels.to_vec();
+                labels.push(("grpc_code", code));
+                metrics::counter!("grpc_server_handled_total", &labels)
+            })
+            .collect();
+        Self {
+            started: metrics::counter!("grpc_server_started_total", &labels),
+            received: metrics::counter!("grpc_server_msg_received_total", &labels),
+            sent: metrics::counter!("grpc_server_msg_sent_total", &labels),
+            handling: metrics::histogram!("grpc_server_handling_seconds", &labels),
+            handled,
+        }
+    }
+}
+
+/// One call being recorded.
 struct Call {
-    labels: [(&'static str, String); 3],
+    metrics: Arc<HashMap<&'static str, MethodMetrics>>,
+    path: &'static str,
     started: Instant,
 }
 
 impl Call {
-    fn new(method: &Method) -> Self {
-        Self {
-            labels: [
-                ("grpc_type", method.kind.label().to_string()),
-                ("grpc_service", method.service.clone()),
-                ("grpc_method", method.name.clone()),
-            ],
-            started: Instant::now(),
-        }
-    }
-
-    fn counter(&self, name: &'static str) -> Counter {
-        metrics::counter!(name, &self.labels)
+    fn metrics(&self) -> Option<&MethodMetrics> {
+        self.metrics
+            .get(self.path)
+            .or_else(|| self.metrics.get("unknown"))
     }
 
     fn finished(&self, code: Code) {
-        let mut labels = self.labels.to_vec();
-        labels.push(("grpc_code", code_name(code).to_string()));
-        metrics::counter!("grpc_server_handled_total", &labels).increment(1);
-        metrics::histogram!("grpc_server_handling_seconds", &self.labels)
-            .record(self.started.elapsed().as_secs_f64());
+        if let Some(metrics) = self.metrics() {
+            if let Some(handled) = metrics.handled.get(code as usize) {
+                handled.increment(1);
+            }
+            metrics
+                .handling
+                .record(self.started.elapsed().as_secs_f64());
+        }
     }
 }
 
@@ -84,14 +143,28 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let call = Call::new(&Method::of_path(request.uri().path()));
-        call.counter("grpc_server_started_total").increment(1);
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let method = Method::of_path(request.uri().path());
+        request.extensions_mut().insert(method);
+        let Some(metrics) = self.methods.clone() else {
+            return Box::pin(self.inner.call(request));
+        };
+        let call = Call {
+            metrics,
+            path: method.path,
+            started: Instant::now(),
+        };
+        let Some(method_metrics) = call.metrics() else {
+            return Box::pin(self.inner.call(request));
+        };
+        method_metrics.started.increment(1);
+        let received = method_metrics.received.clone();
+        let sent = method_metrics.sent.clone();
         let request = request.map(|body| {
             Body::new(Counting {
                 inner: body,
                 frames: Frames::default(),
-                messages: call.counter("grpc_server_msg_received_total"),
+                messages: received,
                 done: None,
             })
         });
@@ -102,12 +175,11 @@ where
             if let Some(code) = early {
                 call.finished(code);
             }
-            let messages = call.counter("grpc_server_msg_sent_total");
             Ok(response.map(|body| {
                 Body::new(Counting {
                     inner: body,
                     frames: Frames::default(),
-                    messages,
+                    messages: sent,
                     done: early.is_none().then_some(call),
                 })
             }))

@@ -11,6 +11,7 @@
 pub mod cursor;
 pub mod embargo;
 mod selection;
+mod tail;
 mod watch;
 
 use std::{
@@ -64,6 +65,12 @@ pub struct Feed {
 struct Shared {
     store: Arc<dyn Store>,
     durable_head: tokio_watch::Receiver<u64>,
+    /// The recent changes, read once for all streams.
+    tail: Arc<tail::Tail>,
+    /// How far the tail has read; streams read up to here.
+    tail_head: tokio_watch::Receiver<u64>,
+    /// The task that fills the tail, awaited at shutdown.
+    tail_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     settings: FeedSettings,
     stop: CancellationToken,
     watchers: WatcherRegistry,
@@ -79,14 +86,43 @@ impl Feed {
         stop: CancellationToken,
         watchers: WatcherRegistry,
     ) -> Self {
+        let durable_head = writer.durable_head();
+        let tail = Arc::new(tail::Tail::default());
+        let (tail_sender, tail_head) = tokio_watch::channel(*durable_head.borrow());
+        let tail_task = tokio::spawn(tail::follow(
+            Arc::clone(&tail),
+            Arc::clone(&store),
+            durable_head.clone(),
+            tail_sender,
+            stop.clone(),
+        ));
         Self {
             shared: Arc::new(Shared {
                 store,
-                durable_head: writer.durable_head(),
+                durable_head,
+                tail,
+                tail_head,
+                tail_task: Mutex::new(Some(tail_task)),
                 settings,
                 stop,
                 watchers,
             }),
+        }
+    }
+
+    /// Waits for the feed's own task to end (it ends when `stop` is
+    /// cancelled).
+    pub async fn join(&self) {
+        let task = self
+            .shared
+            .tail_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "the change log's tail reader failed");
         }
     }
 

@@ -11,12 +11,24 @@
 //! The facet hashes the log keeps let most entries of a narrow filter be
 //! passed over without reading the release.
 
-use uuid::Uuid;
+use std::sync::Arc;
 
 use crate::{
     proto::v1::{EventType, PressRelease, press_release::State},
-    store::{ChangeKind, ListQuery, LogEntry, Store, StoreError, facet_hash},
+    store::{ChangeKind, ListQuery, LogEntry, StoreError, facet_hash},
 };
+
+/// Where a stream reads entries and records: the recent tail, else the
+/// store.
+pub(super) trait Source {
+    /// The entry with this sequence number.
+    fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError>;
+
+    /// The release `entry` changed, as it is now, if `entry` is still its
+    /// latest change (`None` when a later change will speak for it, or the
+    /// release is gone).
+    fn current(&self, entry: &LogEntry) -> Result<Option<Arc<PressRelease>>, StoreError>;
+}
 
 /// A watch's filter, in the forms needed to test records and log entries.
 pub struct Selection {
@@ -49,33 +61,25 @@ impl Selection {
 
     /// What, if anything, to deliver for `entry`, to a stream that started
     /// after log position `start`.
-    pub fn event_for(
+    pub(super) fn event_for(
         &self,
-        store: &dyn Store,
+        source: &dyn Source,
         start: u64,
         entry: &LogEntry,
-    ) -> Result<Option<(EventType, PressRelease)>, StoreError> {
+    ) -> Result<Option<(EventType, Arc<PressRelease>)>, StoreError> {
         let mut held = None;
         let may_upsert = self.is_everything() || (entry.visible && self.may_match(&entry.facets));
         if !may_upsert {
             // Only a removal could be due; most entries stop here unread.
-            if !self.may_be_held(store, start, entry)? {
+            if !self.may_be_held(source, start, entry)? {
                 return Ok(None);
             }
             held = Some(true);
         }
-        let Ok(id) = Uuid::from_slice(&entry.release_id) else {
-            return Err(StoreError::Corrupt {
-                key: format!("log entry {}", entry.seq),
-            });
-        };
-        let Some(release) = store.get(&id)? else {
+        // Changed again later in the log: that later entry will speak.
+        let Some(release) = source.current(entry)? else {
             return Ok(None);
         };
-        if release.revision != entry.revision {
-            // Changed again later in the log: that later entry will speak.
-            return Ok(None);
-        }
         let state = release.state();
         if state == State::Published && self.query.matches(&release) {
             let kind = match entry.change_kind() {
@@ -90,7 +94,7 @@ impl Selection {
         }
         let held = match held {
             Some(held) => held,
-            None => self.may_be_held(store, start, entry)?,
+            None => self.may_be_held(source, start, entry)?,
         };
         Ok(held.then(|| {
             let kind = if state == State::Withdrawn {
@@ -106,7 +110,7 @@ impl Selection {
     /// was published and may have matched, so the consumer may hold it.
     fn may_be_held(
         &self,
-        store: &dyn Store,
+        source: &dyn Source,
         start: u64,
         entry: &LogEntry,
     ) -> Result<bool, StoreError> {
@@ -119,7 +123,7 @@ impl Selection {
             if prev == 0 || prev <= start {
                 return Ok(false);
             }
-            match store.read_log(prev - 1, prev, 1)?.pop() {
+            match source.entry(prev)? {
                 Some(entry) => current = entry,
                 None => return Ok(false),
             }

@@ -1,21 +1,27 @@
 //! The task behind one watch stream. It reads the change log in chunks from
-//! its position up to the durable head, turns entries into events (see
+//! its position up to the tail's head (recent changes from the shared tail,
+//! older ones from the store), turns entries into events (see
 //! [`Selection`]), and waits on its consumer's bounded buffer; when it has
 //! caught up it waits for the head to move. It sends a Progress once caught
 //! up and whenever nothing was sent for the progress interval.
 
-use std::sync::Arc;
+use std::{collections::VecDeque, sync::Arc};
 
 use tokio::{sync::mpsc, time::Instant};
+use uuid::Uuid;
 
-use super::{Shared, WatchItem, WatcherStats, cursor::Cursor, selection::Selection};
+use super::{
+    Shared, WatchItem, WatcherStats,
+    cursor::Cursor,
+    selection::{Selection, Source},
+};
 use crate::{
     domain::DomainError,
     proto::v1::{
-        PressReleaseEvent, Progress, WatchPressReleasesResponse,
+        PressRelease, PressReleaseEvent, Progress, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
-    store::{Store, StoreError},
+    store::{LogEntry, StoreError},
 };
 
 /// Most log entries read in one go.
@@ -59,15 +65,18 @@ impl Reader {
     /// Streams until the consumer leaves, the server stops, or an error
     /// (which is returned, to end the stream with).
     async fn follow(&self) -> Result<DomainError, Stop> {
-        let mut head = self.shared.durable_head.clone();
+        let mut head = self.shared.tail_head.clone();
         let interval = self.shared.settings.progress_interval;
         let mut position = self.start;
+        // Entries read but not yet turned into events (a chunk stops at
+        // CHUNK_EVENTS events).
+        let mut pending = VecDeque::new();
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         loop {
             let durable = *head.borrow_and_update();
             if position < durable {
-                let chunk = match self.read_chunk(position, durable) {
+                let chunk = match self.read_chunk(&mut pending, position, durable) {
                     Ok(chunk) => chunk,
                     Err(error) => return Ok(error.into()),
                 };
@@ -86,7 +95,9 @@ impl Reader {
                 tokio::task::yield_now().await;
                 continue;
             }
-            if !caught_up {
+            // Caught up means with what is flushed, not just with what the
+            // tail has taken in so far (it follows a moment behind).
+            if !caught_up && position >= *self.shared.durable_head.borrow() {
                 caught_up = true;
                 self.send(self.progress(position, true)).await?;
                 last_sent = Instant::now();
@@ -107,19 +118,29 @@ impl Reader {
         }
     }
 
-    /// Reads entries after `position`, up to `durable`, until a chunk's
-    /// worth of entries or events.
-    fn read_chunk(&self, position: u64, durable: u64) -> Result<Chunk, StoreError> {
-        let store: &dyn Store = &*self.shared.store;
-        let store_id = store.store_id();
-        let entries = store.read_log(position, durable, CHUNK_ENTRIES)?;
+    /// Turns the entries after `position`, up to `bound`, into events until
+    /// a chunk's worth; entries read but not used wait in `pending`.
+    fn read_chunk(
+        &self,
+        pending: &mut VecDeque<LogEntry>,
+        position: u64,
+        bound: u64,
+    ) -> Result<Chunk, StoreError> {
+        let shared = &*self.shared;
+        if pending.is_empty() {
+            match shared.tail.range(position, bound, CHUNK_ENTRIES) {
+                Some(recent) => pending.extend(recent.iter().map(|t| t.entry.clone())),
+                None => pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?),
+            }
+        }
+        let store_id = shared.store.store_id();
         let mut chunk = Chunk {
             events: Vec::new(),
             position,
         };
-        for entry in entries {
+        while let Some(entry) = pending.pop_front() {
             chunk.position = entry.seq;
-            if let Some((kind, release)) = self.selection.event_for(store, self.start, &entry)? {
+            if let Some((kind, release)) = self.selection.event_for(shared, self.start, &entry)? {
                 chunk.events.push(PressReleaseEvent {
                     cursor: Cursor {
                         store_id,
@@ -127,7 +148,12 @@ impl Reader {
                     }
                     .encode(),
                     r#type: kind as i32,
-                    press_release: Some(release),
+                    // Shared records (from the tail) are copied; one read
+                    // from the store for this stream alone is moved.
+                    press_release: Some(
+                        Arc::try_unwrap(release)
+                            .unwrap_or_else(|shared| PressRelease::clone(&shared)),
+                    ),
                     commit_time: entry.commit_time,
                 });
                 if chunk.events.len() >= CHUNK_EVENTS {
@@ -166,4 +192,39 @@ struct Chunk {
     events: Vec<PressReleaseEvent>,
     /// The last entry read.
     position: u64,
+}
+
+impl Source for Shared {
+    fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError> {
+        if let Some(recent) = self.tail.entry(seq) {
+            return Ok(Some(recent.entry.clone()));
+        }
+        Ok(self.store.read_log(seq.saturating_sub(1), seq, 1)?.pop())
+    }
+
+    fn current(&self, entry: &LogEntry) -> Result<Option<Arc<PressRelease>>, StoreError> {
+        let Ok(id) = Uuid::from_slice(&entry.release_id) else {
+            return Err(StoreError::Corrupt {
+                key: format!("log entry {}", entry.seq),
+            });
+        };
+        if self
+            .tail
+            .latest(&id)
+            .is_some_and(|latest| latest > entry.seq)
+        {
+            return Ok(None);
+        }
+        // The tail's copy will do only while the tail has seen every flushed
+        // change; otherwise a later change it has not read yet may exist, and
+        // the store says.
+        let tail_is_complete = *self.tail_head.borrow() >= *self.durable_head.borrow();
+        let release = match self.tail.entry(entry.seq) {
+            Some(recent) if tail_is_complete && recent.entry.release_id == entry.release_id => {
+                recent.release.clone()
+            }
+            _ => self.store.get(&id)?.map(Arc::new),
+        };
+        Ok(release.filter(|release| release.revision == entry.revision))
+    }
 }

@@ -42,7 +42,8 @@ pub fn spawn(
     writer: &Writer,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, SearchError> {
-    let tantivy_writer: IndexWriter = index.shared.index.writer(WRITER_HEAP)?;
+    // One indexing thread: the server's other work needs the other cores.
+    let tantivy_writer: IndexWriter = index.shared.index.writer_with_num_threads(1, WRITER_HEAP)?;
     let indexer = Indexer {
         index,
         writer: tantivy_writer,

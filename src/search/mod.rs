@@ -121,11 +121,19 @@ pub struct Highlighter {
 impl Highlighter {
     /// Snippets of the headline and body with the matched words in
     /// `<mark>`, the rest HTML-escaped; fields without a match are left out.
+    /// The body's snippet is looked for in its first few kilobytes, and only
+    /// if it is not there in the rest (tokenising whole bodies for every hit
+    /// is most of a query's cost).
     pub fn highlights(&self, release: &PressRelease) -> Vec<(&'static str, String)> {
+        let body = plain_body(release);
+        let mut body_snippet = self.body.snippet(head(&body, HIGHLIGHT_WINDOW));
+        if body_snippet.highlighted().is_empty() && body.len() > HIGHLIGHT_WINDOW {
+            body_snippet = self.body.snippet(&body);
+        }
         let mut out = Vec::new();
         for (name, snippet) in [
             ("headline", self.headline.snippet(&release.headline)),
-            ("body", self.body.snippet(&plain_body(release))),
+            ("body", body_snippet),
         ] {
             if !snippet.highlighted().is_empty() {
                 out.push((name, mark(&snippet)));
@@ -324,6 +332,21 @@ impl SearchIndex {
         }
         Ok(out)
     }
+}
+
+/// Bytes of a body searched first for its highlight.
+const HIGHLIGHT_WINDOW: usize = 2_048;
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// How much a match in a field counts.

@@ -110,7 +110,12 @@ pub fn facet_hash(facet: Facet, value: &str) -> u64 {
 
 /// The sorted hashes of every facet value of a release.
 pub fn facet_hashes(release: &PressRelease) -> Vec<u64> {
-    let mut out: Vec<u64> = facet_values(release)
+    hashes_of(&facet_values(release))
+}
+
+/// The sorted hashes of facet values already worked out.
+pub fn hashes_of(values: &BTreeSet<(Facet, String)>) -> Vec<u64> {
+    let mut out: Vec<u64> = values
         .iter()
         .map(|(facet, value)| facet_hash(*facet, value))
         .collect();

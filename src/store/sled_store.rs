@@ -10,7 +10,7 @@
 //! called from many tasks, so only the writer flushes, synchronously.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::Path,
     sync::{
         Mutex, PoisonError,
@@ -22,10 +22,10 @@ use crate::proto::Timestamp;
 use uuid::Uuid;
 
 use super::{
-    Applied, Change, ChangeKind, ChangeResult, ListPosition, ListQuery, LogEntry, NewRelease,
-    Rejected, Replacement, Store, StoreError,
+    Applied, Change, ChangeKind, ChangeResult, Facet, ListPosition, ListQuery, LogEntry,
+    NewRelease, Rejected, Replacement, Store, StoreError,
     backup::{self, BackupInfo},
-    facet_hashes, facet_values,
+    facet_values, facets,
     keys::{self, POSITION_LEN},
     record::{SourceClaim, StoredRelease, open, open_message, seal, seal_message},
 };
@@ -609,33 +609,42 @@ impl Plan<'_> {
         release: &PressRelease,
         kind: ChangeKind,
     ) -> Result<u64, StoreError> {
+        let visible = |r: &PressRelease| r.state() == State::Published;
+        // Each version's facet values, worked out once for its index keys
+        // and its hashes in the log entry.
+        let facets_of = |r: &PressRelease| {
+            if visible(r) {
+                facet_values(r)
+            } else {
+                Default::default()
+            }
+        };
+        let mut prev_facets = Vec::new();
         if let Some((previous, _)) = previous {
-            for key in index_keys(id, previous) {
+            let values = facets_of(previous);
+            for key in index_keys(id, previous, &values) {
                 self.pending.insert(key, None);
             }
-            if previous.state() == State::Published {
+            if visible(previous) {
                 self.count(previous, -1)?;
+                prev_facets = facets::hashes_of(&values);
             }
         }
-        for key in index_keys(id, release) {
+        let values = facets_of(release);
+        for key in index_keys(id, release, &values) {
             self.put(key, Vec::new());
         }
-        if release.state() == State::Published {
+        if visible(release) {
             self.count(release, 1)?;
         }
         self.seq += 1;
-        let stored = StoredRelease {
-            release: Some(release.clone()),
-            last_seq: self.seq,
-        };
-        self.put(keys::release_key(id), seal_message(&stored));
-        let visible = |r: &PressRelease| r.state() == State::Published;
-        let (prev_seq, prev_visible, prev_facets) = match previous {
-            Some((previous, last_seq)) if visible(previous) => {
-                (last_seq, true, facet_hashes(previous))
-            }
-            Some((_, last_seq)) => (last_seq, false, Vec::new()),
-            None => (0, false, Vec::new()),
+        self.put(
+            keys::release_key(id),
+            seal(&encode_stored(release, self.seq)),
+        );
+        let (prev_seq, prev_visible) = match previous {
+            Some((previous, last_seq)) => (last_seq, visible(previous)),
+            None => (0, false),
         };
         let entry = LogEntry {
             seq: self.seq,
@@ -647,11 +656,7 @@ impl Plan<'_> {
             prev_visible,
             prev_facets,
             visible: visible(release),
-            facets: if visible(release) {
-                facet_hashes(release)
-            } else {
-                Vec::new()
-            },
+            facets: facets::hashes_of(&values),
         };
         self.put(keys::log_key(self.seq), seal_message(&entry));
         Ok(self.seq)
@@ -687,13 +692,17 @@ impl Plan<'_> {
 
 /// The index entries a record has: the published and facet indexes while
 /// published, the embargo index while embargoed, none once withdrawn.
-fn index_keys(id: &Uuid, release: &PressRelease) -> Vec<Vec<u8>> {
+fn index_keys(
+    id: &Uuid,
+    release: &PressRelease,
+    facets: &BTreeSet<(Facet, String)>,
+) -> Vec<Vec<u8>> {
     match release.state() {
         State::Published => {
             let position = ListPosition::new(&release.publish_time.unwrap_or_default(), id);
             let mut out = vec![keys::published_key(&position)];
             out.extend(
-                facet_values(release)
+                facets
                     .iter()
                     .map(|(facet, value)| keys::facet_key(facet.tag(), value, &position)),
             );
@@ -707,6 +716,15 @@ fn index_keys(id: &Uuid, release: &PressRelease) -> Vec<Vec<u8>> {
         }
         State::Withdrawn | State::Unspecified => Vec::new(),
     }
+}
+
+/// A `StoredRelease` encoded from a borrowed record (no copy of it first).
+fn encode_stored(release: &PressRelease, last_seq: u64) -> Vec<u8> {
+    use prost::Message as _;
+    let mut out = Vec::with_capacity(release.encoded_len() + 16);
+    prost::encoding::message::encode(1, release, &mut out);
+    prost::encoding::uint64::encode(2, &last_seq, &mut out);
+    out
 }
 
 /// Where a walk for `query` starts (resuming after `after`) and ends: list

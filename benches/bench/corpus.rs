@@ -1,0 +1,307 @@
+//! The corpus: a data dir loaded with many releases through
+//! `ImportPressReleases`, shared by the scenarios that read (get, replay,
+//! list, search). Building it measures the import (the `ingest` scenario
+//! reports it) and, with the server stopped, scans the store in-process
+//! through the `Store` trait: the names, the stored records and the exact
+//! messages a watcher from the beginning receives (the streaming echo sends
+//! those), and the scan's own speed (the `replay` scenario reports it).
+//!
+//! The search index is then deleted, so that the first start rebuilds it
+//! from the store with nothing else running: that rebuild is the indexing
+//! rate the `search` scenario reports. sled locks its directory, so
+//! in-process references run with the server stopped ([`Corpus::offline`]).
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use pressroom::{
+    feed::cursor::Cursor,
+    proto::v1::{
+        EventType, ImportPressReleasesRequest, PressRelease, PressReleaseEvent, Progress,
+        SearchPressReleasesRequest, WatchPressReleasesResponse,
+        watch_press_releases_response::Kind,
+    },
+    store::{SledStore, Store},
+};
+use prost::Message as _;
+use tempfile::TempDir;
+
+use crate::{
+    BenchResult, Plan,
+    generate::{Generator, WIRE},
+    measure::{mib, per_second, thousands},
+    server::{self, Server},
+};
+
+/// The sled page cache the benchmark's in-process references use: the
+/// server's default (`--cache-mb 256`).
+pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How long the first start may take to rebuild the search index.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How the import went.
+pub struct Imported {
+    /// Releases imported.
+    pub count: usize,
+    /// From the call to its response.
+    pub elapsed: Duration,
+    /// Encoded size of the request items.
+    pub bytes: usize,
+}
+
+/// How the in-process scan of the change log went.
+pub struct Scanned {
+    /// Log entries read (each with its record).
+    pub entries: usize,
+    /// Encoded size of the records read.
+    pub bytes: usize,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// How the search index rebuild at the first start went.
+pub struct Rebuilt {
+    /// From `App::build` until every release is searchable.
+    pub elapsed: Duration,
+}
+
+/// A loaded data dir and what is known of it.
+pub struct Corpus {
+    dir: TempDir,
+    /// The releases in it, as stored, in change-log order.
+    pub records: Arc<Vec<PressRelease>>,
+    /// What a watcher from the beginning receives: an event per release,
+    /// then a caught-up progress.
+    pub replay: Arc<Vec<WatchPressReleasesResponse>>,
+    /// The import that loaded it.
+    pub imported: Imported,
+    /// The in-process scan of it.
+    pub scanned: Scanned,
+    /// The search index rebuild, once the server has started.
+    pub rebuilt: Option<Rebuilt>,
+    server: Option<Server>,
+}
+
+impl Corpus {
+    /// Generates `plan.corpus` releases and imports them into a new data dir.
+    pub async fn build(plan: &Plan) -> BenchResult<Self> {
+        let count = plan.corpus;
+        println!(
+            "   (building the corpus: generating and importing {} releases)",
+            thousands(count as f64)
+        );
+        let dir = server::temp_dir()?;
+        let data_dir = server::data_dir(&dir);
+        let items: Vec<ImportPressReleasesRequest> = Generator::new(1, "corpus")
+            .releases(count)
+            .into_iter()
+            .map(|release| ImportPressReleasesRequest {
+                press_release: Some(release),
+                request_id: String::new(),
+            })
+            .collect();
+        let bytes = items.iter().map(|item| item.encoded_len()).sum();
+
+        let server = Server::start(&data_dir, &[]).await?;
+        let mut client = server.client().await?;
+        let started = Instant::now();
+        let response = client
+            .import_press_releases(tokio_stream::iter(items))
+            .await?
+            .into_inner();
+        let elapsed = started.elapsed();
+        if let Some(failure) = response.failed.first() {
+            return Err(format!(
+                "the corpus import refused {} items; the first, #{}: {}",
+                response.failed.len(),
+                failure.index,
+                failure.message
+            )
+            .into());
+        }
+        if response.created as usize != count {
+            return Err(format!(
+                "the corpus import created {} of {count} releases ({} duplicates)",
+                response.created, response.duplicates
+            )
+            .into());
+        }
+        drop(client);
+        server.stop().await?;
+        let imported = Imported {
+            count,
+            elapsed,
+            bytes,
+        };
+        println!(
+            "   (imported in {:.1} s: {} releases/s, {}/s)",
+            elapsed.as_secs_f64(),
+            thousands(per_second(count, elapsed)),
+            mib(bytes as f64 / elapsed.as_secs_f64())
+        );
+
+        let store_dir = data_dir.join("store");
+        let (records, replay, scanned) =
+            tokio::task::spawn_blocking(move || scan(&store_dir)).await??;
+        if records.len() != count {
+            return Err(format!(
+                "the store holds {} releases; {count} were imported",
+                records.len()
+            )
+            .into());
+        }
+        // The first start rebuilds the index with nothing else running.
+        std::fs::remove_dir_all(data_dir.join("search"))?;
+        Ok(Self {
+            dir,
+            records: Arc::new(records),
+            replay: Arc::new(replay),
+            imported,
+            scanned,
+            rebuilt: None,
+            server: None,
+        })
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        server::data_dir(&self.dir)
+    }
+
+    /// The names of the releases.
+    pub fn names(&self) -> Vec<String> {
+        self.records.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// The running server, started (and its search index made complete)
+    /// if need be.
+    pub async fn server(&mut self) -> BenchResult<&Server> {
+        if self.server.is_none() {
+            let started = Instant::now();
+            let server = Server::start(&self.data_dir(), &[]).await?;
+            let mut client = server.client().await?;
+            let expected = self.records.len();
+            let deadline = started + REBUILD_TIMEOUT;
+            loop {
+                let answer = client
+                    .search_press_releases(SearchPressReleasesRequest {
+                        query: WIRE.to_string(),
+                        page_size: 1,
+                        ..Default::default()
+                    })
+                    .await;
+                match answer {
+                    Ok(found) if found.get_ref().total_size as usize >= expected => break,
+                    Ok(_) => {}
+                    Err(status) if status.code() == tonic::Code::Unavailable => {}
+                    Err(status) => return Err(status.into()),
+                }
+                if Instant::now() > deadline {
+                    return Err("the search index was not rebuilt in time".into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if self.rebuilt.is_none() {
+                self.rebuilt = Some(Rebuilt {
+                    elapsed: started.elapsed(),
+                });
+            }
+            self.server = Some(server);
+        }
+        self.server
+            .as_ref()
+            .ok_or_else(|| "the corpus server is not running".into())
+    }
+
+    /// Runs `work` on the store in-process, with the server stopped (sled
+    /// locks its directory); the server starts again when next needed.
+    pub async fn offline<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&SledStore) -> BenchResult<T> + Send + 'static,
+    ) -> BenchResult<T> {
+        if let Some(server) = self.server.take() {
+            server.stop().await?;
+        }
+        let store_dir = self.data_dir().join("store");
+        tokio::task::spawn_blocking(move || {
+            let store = SledStore::open(&store_dir, CACHE_BYTES)?;
+            work(&store)
+        })
+        .await?
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) -> BenchResult<()> {
+        if let Some(server) = self.server.take() {
+            server.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the whole change log and every release it names, as a watcher
+/// does, through the `Store` trait; returns the records, the messages of a
+/// replay from the beginning, and how long the reading took.
+pub fn scan(
+    store_dir: &std::path::Path,
+) -> BenchResult<(Vec<PressRelease>, Vec<WatchPressReleasesResponse>, Scanned)> {
+    let store = SledStore::open(store_dir, CACHE_BYTES)?;
+    let head = store.log_head();
+    let started = Instant::now();
+    let mut entries = Vec::new();
+    let mut records = Vec::new();
+    let mut bytes = 0;
+    let mut position = 0;
+    while position < head {
+        let chunk = store.read_log(position, head, 1_000)?;
+        let Some(last) = chunk.last() else {
+            break;
+        };
+        position = last.seq;
+        for entry in chunk {
+            let id = uuid::Uuid::from_slice(&entry.release_id)?;
+            let release = store
+                .get(&id)?
+                .ok_or_else(|| format!("log entry {} names a missing release", entry.seq))?;
+            bytes += release.encoded_len();
+            records.push(release);
+            entries.push(entry);
+        }
+    }
+    let scanned = Scanned {
+        entries: entries.len(),
+        bytes,
+        elapsed: started.elapsed(),
+    };
+    let store_id = store.store_id();
+    let mut replay: Vec<WatchPressReleasesResponse> = entries
+        .iter()
+        .zip(&records)
+        .map(|(entry, release)| WatchPressReleasesResponse {
+            kind: Some(Kind::Event(PressReleaseEvent {
+                cursor: Cursor {
+                    store_id,
+                    seq: entry.seq,
+                }
+                .encode(),
+                r#type: EventType::Created as i32,
+                press_release: Some(release.clone()),
+                commit_time: entry.commit_time,
+            })),
+        })
+        .collect();
+    replay.push(WatchPressReleasesResponse {
+        kind: Some(Kind::Progress(Progress {
+            cursor: Cursor {
+                store_id,
+                seq: head,
+            }
+            .encode(),
+            caught_up: true,
+        })),
+    });
+    Ok((records, replay, scanned))
+}

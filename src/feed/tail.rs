@@ -1,0 +1,169 @@
+//! The recent tail of the change log, read once for every stream. A single
+//! follower task reads each newly flushed entry and its record from the
+//! store and keeps the last [`CAPACITY`] in memory; live streams read them
+//! from here, so a thousand watchers cost one store read per change, not a
+//! thousand. Streams replaying older history read the store directly.
+//!
+//! Streams follow the tail's head (what the follower has taken in), which
+//! never passes the writer's durable head, so only flushed changes reach a
+//! consumer.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    proto::v1::PressRelease,
+    store::{LogEntry, Store, StoreError},
+    telemetry,
+};
+
+/// How many recent changes are kept.
+pub const CAPACITY: usize = 4_096;
+/// Entries the follower reads from the store in one go.
+const CHUNK: usize = 1_024;
+
+/// A change and its release as it was read right after the change.
+pub(super) struct TailEntry {
+    pub(super) entry: LogEntry,
+    /// `None` if the release could not be read.
+    pub(super) release: Option<Arc<PressRelease>>,
+}
+
+/// The recent changes.
+#[derive(Default)]
+pub(super) struct Tail {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: VecDeque<Arc<TailEntry>>,
+    /// The latest sequence number of each release in `entries`.
+    latest: HashMap<Uuid, u64>,
+}
+
+impl Tail {
+    /// The entries with `after < seq <= up_to`, at most `limit`, if the tail
+    /// holds all of them (`None` when `after + 1` is older than the tail).
+    pub(super) fn range(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Option<Vec<Arc<TailEntry>>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let first = inner.entries.front()?.entry.seq;
+        if after + 1 < first {
+            return None;
+        }
+        let skip = usize::try_from(after + 1 - first).ok()?;
+        Some(
+            inner
+                .entries
+                .iter()
+                .skip(skip)
+                .take_while(|t| t.entry.seq <= up_to)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// One entry, if the tail holds it.
+    pub(super) fn entry(&self, seq: u64) -> Option<Arc<TailEntry>> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let first = inner.entries.front()?.entry.seq;
+        let at = usize::try_from(seq.checked_sub(first)?).ok()?;
+        inner.entries.get(at).cloned()
+    }
+
+    /// The latest change of a release the tail holds.
+    pub(super) fn latest(&self, id: &Uuid) -> Option<u64> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner.latest.get(id).copied()
+    }
+
+    fn append(&self, new: Vec<TailEntry>) {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        for tail_entry in new {
+            if let Ok(id) = Uuid::from_slice(&tail_entry.entry.release_id) {
+                inner.latest.insert(id, tail_entry.entry.seq);
+            }
+            inner.entries.push_back(Arc::new(tail_entry));
+        }
+        while inner.entries.len() > CAPACITY {
+            let Some(old) = inner.entries.pop_front() else {
+                break;
+            };
+            if let Ok(id) = Uuid::from_slice(&old.entry.release_id)
+                && inner.latest.get(&id) == Some(&old.entry.seq)
+            {
+                inner.latest.remove(&id);
+            }
+        }
+    }
+}
+
+/// Follows the durable head into the tail until `stop`; publishes how far
+/// it has read on `tail_head`.
+pub(super) async fn follow(
+    tail: Arc<Tail>,
+    store: Arc<dyn Store>,
+    mut durable_head: watch::Receiver<u64>,
+    tail_head: watch::Sender<u64>,
+    stop: CancellationToken,
+) {
+    let mut position = *tail_head.borrow();
+    loop {
+        let durable = *durable_head.borrow_and_update();
+        if position < durable {
+            let reading = Arc::clone(&store);
+            let read =
+                tokio::task::spawn_blocking(move || read(&*reading, position, durable)).await;
+            match read {
+                Ok(Ok(entries)) => {
+                    if let Some(last) = entries.last() {
+                        position = last.entry.seq;
+                    }
+                    tail.append(entries);
+                    tail_head.send_replace(position);
+                    continue;
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(error = %telemetry::chain(&error), "reading the change log's tail failed");
+                }
+                Err(error) => tracing::error!(%error, "the change log's tail reader failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                () = stop.cancelled() => break,
+            }
+        }
+        tokio::select! {
+            changed = durable_head.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            () = stop.cancelled() => break,
+        }
+    }
+}
+
+fn read(store: &dyn Store, after: u64, durable: u64) -> Result<Vec<TailEntry>, StoreError> {
+    let mut out = Vec::new();
+    for entry in store.read_log(after, durable, CHUNK)? {
+        let release = match Uuid::from_slice(&entry.release_id) {
+            Ok(id) => store.get(&id)?.map(Arc::new),
+            Err(_) => None,
+        };
+        out.push(TailEntry { entry, release });
+    }
+    Ok(out)
+}
