@@ -48,6 +48,11 @@ run_target() {
         ${FUZZ_ARGS:-} >"fuzz/logs/$target.log" 2>&1
 }
 
+# Findings of earlier runs stay in fuzz/artifacts (kept until someone
+# deletes them); only what this run adds counts.
+started=$(mktemp)
+trap 'rm -f "$started"' EXIT
+
 echo "==> fuzzing each target for ${seconds}s, ${jobs} at a time"
 failed=()
 running=0
@@ -67,11 +72,11 @@ for i in "${!pids[@]}"; do
     wait "${pids[$i]}" 2>/dev/null || true
 done
 
-printf '\n%-16s %14s %10s %8s %8s  %s\n' target executions exec/s corpus rss_mb findings
+printf '\n%-16s %14s %10s %8s %8s  %s\n' target executions exec/s corpus rss_mb "new findings"
 for target in "${targets[@]}"; do
     log="fuzz/logs/$target.log"
     stat() { grep -m1 "^stat::$1:" "$log" 2>/dev/null | awk '{print $2}'; }
-    findings=$(find "fuzz/artifacts/$target" -type f | wc -l)
+    findings=$(find "fuzz/artifacts/$target" -type f -newer "$started" | wc -l)
     corpus=$(find "fuzz/corpus/$target" -type f | wc -l)
     printf '%-16s %14s %10s %8s %8s  %s\n' "$target" "$(stat number_of_executed_units)" \
         "$(stat average_exec_per_sec)" "$corpus" "$(stat peak_rss_mb)" "$findings"

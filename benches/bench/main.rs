@@ -248,6 +248,9 @@ fn print_machine(plan: &Plan, selected: &[&str]) {
         "   server and clients share this process and these cores; figures are ratios to references measured in this run"
     );
     println!("   scenarios: {}", selected.join(" "));
+    if let Ok(extra) = std::env::var("PRESSROOM_BENCH_SERVE_FLAGS") {
+        println!("   servers get these flags beyond the defaults: {extra}");
+    }
 }
 
 /// The value of the first `name: value` line of a /proc file.

@@ -33,14 +33,21 @@ pub struct Server {
     task: Option<JoinHandle<Result<(), AppError>>>,
 }
 
-/// The `serve` flags every benchmark server gets, before a scenario's own.
+/// The `serve` flags every benchmark server gets, before a scenario's own:
+/// the address, the data dir, and whatever `PRESSROOM_BENCH_SERVE_FLAGS`
+/// holds (split at whitespace; e.g. `--cache-mb 1024`, to see what a
+/// setting changes).
 pub fn base_flags(data_dir: &Path) -> Vec<String> {
-    vec![
+    let mut flags = vec![
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--data-dir".into(),
         data_dir.display().to_string(),
-    ]
+    ];
+    if let Ok(extra) = std::env::var("PRESSROOM_BENCH_SERVE_FLAGS") {
+        flags.extend(extra.split_whitespace().map(str::to_string));
+    }
+    flags
 }
 
 /// The configuration a server with these flags runs with (also used to

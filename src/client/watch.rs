@@ -3,7 +3,7 @@
 //! message (written beside and renamed into place), and a re-run resumes
 //! from it: nothing missed, nothing repeated. SIGINT and SIGTERM end the
 //! run between two messages, never between printing one and saving its
-//! cursor.
+//! cursor; only a SIGKILL in that window can print one event twice.
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,7 @@
 use std::{collections::HashSet, time::Duration};
 
 use pressroom::proto::FieldMask;
+use pressroom::proto::v1::press_release_service_client::PressReleaseServiceClient;
 use pressroom::{
     feed::cursor::Cursor,
     proto::v1::{
@@ -12,7 +13,7 @@ use pressroom::{
         press_release::State, watch_press_releases_request::Start,
     },
 };
-use tonic::Code;
+use tonic::{Code, transport::Channel};
 
 use crate::helpers::{
     TestResult, TestServer, assert_cursor_order, create_request, read_events, read_until,
@@ -78,20 +79,11 @@ async fn eight_writers_and_three_watchers_each_get_exactly_theirs() -> TestResul
     let mut from_middle = watch(&mut server.new_client().await, after(&middle)).await?;
     read_until_caught_up(&mut from_now).await?;
 
-    let mut writers = Vec::new();
-    for w in 0..8 {
-        let mut client = server.new_client().await;
-        writers.push(tokio::spawn(async move {
-            let mut names = Vec::new();
-            for i in 0..25 {
-                let created = client
-                    .create_press_release(create_request(release(&format!("live {w}-{i}"))))
-                    .await?;
-                names.push(created.into_inner().name);
-            }
-            Ok::<_, tonic::Status>(names)
-        }));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(server.new_client().await);
     }
+    let writers = spawn_writers(clients, 25, "live");
     // The from-beginning watcher is still catching up while the writers run.
     let beginning_seen = read_events(&mut from_beginning, 1_200).await?;
     let now_seen = read_events(&mut from_now, 200).await?;
@@ -134,6 +126,78 @@ async fn eight_writers_and_three_watchers_each_get_exactly_theirs() -> TestResul
         let extra = read_until(stream, Duration::from_millis(300), |w| !w.events.is_empty()).await;
         assert!(extra.is_err(), "no further events");
     }
+    Ok(())
+}
+
+/// One task per client, each creating `each` releases; their names.
+fn spawn_writers(
+    clients: Vec<PressReleaseServiceClient<Channel>>,
+    each: usize,
+    label: &str,
+) -> Vec<tokio::task::JoinHandle<Result<Vec<String>, tonic::Status>>> {
+    clients
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut client)| {
+            let label = label.to_string();
+            tokio::spawn(async move {
+                let mut names = Vec::new();
+                for i in 0..each {
+                    let created = client
+                        .create_press_release(create_request(release(&format!("{label} {w}-{i}"))))
+                        .await?;
+                    names.push(created.into_inner().name);
+                }
+                Ok(names)
+            })
+        })
+        .collect()
+}
+
+/// Replays from the beginning while writers add `4 × 25` releases; checks
+/// that exactly `history + 100` distinct releases arrive in cursor order.
+async fn replay_while_writing(server: &mut TestServer, history: usize, label: &str) -> TestResult {
+    let mut stream = watch(&mut server.new_client().await, beginning()).await?;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(server.new_client().await);
+    }
+    let writers = spawn_writers(clients, 25, label);
+    let seen = read_events(&mut stream, history + 100).await?;
+    let mut live = HashSet::new();
+    for writer in writers {
+        live.extend(writer.await??);
+    }
+    assert_cursor_order(&seen);
+    let names = seen.names();
+    let unique: HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), history + 100, "nothing twice");
+    assert!(
+        live.iter().all(|n| unique.contains(n)),
+        "every live change arrives"
+    );
+    let extra = read_until(&mut stream, Duration::from_millis(300), |w| {
+        !w.events.is_empty()
+    })
+    .await;
+    assert!(extra.is_err(), "no further events");
+    Ok(())
+}
+
+/// History older than the recent tail the server keeps in memory is read
+/// from the store; the replay must cross into the tail (and,
+/// after a restart, into changes made since) without a gap or a repeat.
+#[tokio::test]
+async fn a_replay_longer_than_the_recent_tail_crosses_into_it_exactly() -> TestResult {
+    let mut server = TestServer::start().await;
+    // More than the 4,096 recent changes the tail keeps.
+    for batch in 0..6 {
+        import(&mut server, 1_000, &format!("history {batch}")).await?;
+    }
+    replay_while_writing(&mut server, 6_000, "live").await?;
+    // After a restart the tail starts empty: all history is in the store.
+    let mut server = server.restart().await;
+    replay_while_writing(&mut server, 6_100, "after restart").await?;
     Ok(())
 }
 
