@@ -48,11 +48,8 @@ impl SledStore {
     /// Opens (or creates) the database in `path`, with a page cache of
     /// `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(StoreError::engine)?;
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+        let db = open_waiting_for_lock(&config, LOCK_WAIT).map_err(StoreError::engine)?;
         let store_id = Self::read_or_init_meta(&db)?;
         let (head, last_commit_time) = match db
             .scan_prefix([keys::LOG])
@@ -718,6 +715,43 @@ fn index_keys(
     }
 }
 
+/// How long opening waits for another holder of the data dir's lock to let
+/// go of it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the database, waiting up to `wait` while its directory lock is
+/// held. sled 0.34 lets go of the lock from a background thread some moments
+/// after the last handle is dropped (spacejam/sled#1289), so a database this
+/// process has just closed (a restart in place, a restore then serve) can be
+/// briefly locked; another process holding it for longer still gets the
+/// error.
+fn open_waiting_for_lock(
+    config: &sled::Config,
+    wait: std::time::Duration,
+) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(error))
+                if is_lock_contention(&error) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Whether opening failed because the directory lock is held. sled 0.34
+/// reports it as an `Other` I/O error whose text names the lock (its
+/// `Config::open`), the underlying `WouldBlock` only in that text.
+fn is_lock_contention(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Other
+        && error.to_string().starts_with("could not acquire lock")
+}
+
 /// A `StoredRelease` encoded from a borrowed record (no copy of it first).
 fn encode_stored(release: &PressRelease, last_seq: u64) -> Vec<u8> {
     use prost::Message as _;
@@ -826,6 +860,45 @@ mod tests {
         }
         let store = SledStore::open(dir.path(), 16 << 20)?;
         assert!(matches!(store.get(&id), Err(StoreError::Corrupt { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn opening_waits_while_the_lock_is_let_go() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_path_buf();
+        // Another handle holds the directory's lock, and lets go of it a
+        // moment later.
+        let held = sled::open(&path)?;
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let store = SledStore::open(&path, 16 << 20);
+        releaser
+            .join()
+            .map_err(|_| "the releasing thread panicked")?;
+        assert!(
+            store.is_ok(),
+            "opened once the lock was free: {:?}",
+            store.err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_lock_held_for_good_is_an_error_after_the_wait() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let _held = sled::open(dir.path())?;
+        let config = sled::Config::new().path(dir.path());
+        let started = std::time::Instant::now();
+        let opened = open_waiting_for_lock(&config, std::time::Duration::from_millis(200));
+        assert!(
+            matches!(&opened, Err(sled::Error::Io(e)) if is_lock_contention(e)),
+            "the lock error, once the wait is over: {:?}",
+            opened.err()
+        );
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
         Ok(())
     }
 

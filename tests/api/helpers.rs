@@ -64,7 +64,7 @@ impl TestServer {
         init_logging();
         let app = App::build(config)
             .await
-            .unwrap_or_else(|e| panic!("build: {e}"));
+            .unwrap_or_else(|e| panic!("build: {}", pressroom::telemetry::chain(&e)));
         let addr = app.local_addr();
         let watchers = app.watchers();
         let health_addr = app.health_addr();
