@@ -5,7 +5,7 @@
 # manifests name, that /metrics answers, and that SIGTERM ends it cleanly in
 # time (details in smoke.py). Manifests and binary can't drift apart.
 #
-# Builds target/debug/pressroom with `cargo build --locked` first; set
+# Builds $CARGO_TARGET_DIR/debug/pressroom (default target/) with `cargo build --locked` first; set
 # PRESSROOM_BIN to test another binary instead (no build then).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +27,7 @@ if [ -n "${PRESSROOM_BIN:-}" ]; then
 else
     step "smoke: cargo build --locked"
     cargo build --locked --bin pressroom
-    binary="target/debug/pressroom"
+    binary="${CARGO_TARGET_DIR:-target}/debug/pressroom"
 fi
 [ -x "$binary" ] || die "no executable $binary"
 
