@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use pressroom::{Cli, Command, client, telemetry};
 
+/// mimalloc instead of the system allocator: the store's commits and the
+/// feed's fan-out allocate a great deal (see BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

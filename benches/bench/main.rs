@@ -20,6 +20,11 @@
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
 //!   [`list`], [`search`].
 
+/// The allocator the `pressroom` binary uses, so that what is measured is
+/// what ships (the references run on it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod corpus;
 mod echo;
 mod fanout;
