@@ -74,9 +74,10 @@ impl Reader {
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         loop {
-            let durable = *head.borrow_and_update();
-            if position < durable {
-                let chunk = match self.read_chunk(&mut pending, position, durable) {
+            // What the tail has taken in: all this stream can read now.
+            let readable = *head.borrow_and_update();
+            if position < readable {
+                let chunk = match self.read_chunk(&mut pending, position, readable) {
                     Ok(chunk) => chunk,
                     Err(error) => return Ok(error.into()),
                 };
@@ -89,15 +90,20 @@ impl Reader {
                     .position
                     .store(position, std::sync::atomic::Ordering::Relaxed);
                 if last_sent.elapsed() >= interval {
-                    self.send(self.progress(position, false)).await?;
+                    // Caught up again if this chunk reached what the stream
+                    // can read (entries none of which were for it).
+                    let up_to_date = caught_up && position >= readable;
+                    self.send(self.progress(position, up_to_date)).await?;
                     last_sent = Instant::now();
                 }
                 tokio::task::yield_now().await;
                 continue;
             }
-            // Caught up means with what is flushed, not just with what the
-            // tail has taken in so far (it follows a moment behind).
-            if !caught_up && position >= *self.shared.durable_head.borrow() {
+            // Caught up the first time means with everything flushed, not
+            // just with what the tail has taken in so far (it follows a
+            // moment behind); after that, a stream that has read all the
+            // tail offers is caught up.
+            if !caught_up && self.at_head(position) {
                 caught_up = true;
                 self.send(self.progress(position, true)).await?;
                 last_sent = Instant::now();
@@ -109,7 +115,7 @@ impl Reader {
                     }
                 }
                 () = tokio::time::sleep_until(last_sent + interval) => {
-                    self.send(self.progress(position, true)).await?;
+                    self.send(self.progress(position, caught_up)).await?;
                     last_sent = Instant::now();
                 }
                 () = self.shared.stop.cancelled() => return Err(Stop::Shutdown),
@@ -162,6 +168,12 @@ impl Reader {
             }
         }
         Ok(chunk)
+    }
+
+    /// Whether `position` has reached every flushed change (the tail may be
+    /// a moment behind the writer).
+    fn at_head(&self, position: u64) -> bool {
+        position >= *self.shared.durable_head.borrow()
     }
 
     fn progress(&self, position: u64, caught_up: bool) -> Kind {
