@@ -94,6 +94,7 @@ impl Feed {
             Arc::clone(&store),
             durable_head.clone(),
             tail_sender,
+            watchers.clone(),
             stop.clone(),
         ));
         Self {

@@ -6,7 +6,9 @@
 //!
 //! Streams follow the tail's head (what the follower has taken in), which
 //! never passes the writer's durable head, so only flushed changes reach a
-//! consumer.
+//! consumer. While no stream is open the follower keeps the entries
+//! without their records (no reads, no memory for nobody); a stream that
+//! meets such an entry reads the record from the store.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::WatcherRegistry;
 use crate::{
     proto::v1::PressRelease,
     store::{LogEntry, Store, StoreError},
@@ -31,7 +34,8 @@ const CHUNK: usize = 1_024;
 /// A change and its release as it was read right after the change.
 pub(super) struct TailEntry {
     pub(super) entry: LogEntry,
-    /// `None` if the release could not be read.
+    /// `None` if the release was not read (no stream was open) or is gone:
+    /// the store has the answer.
     pub(super) release: Option<Arc<PressRelease>>,
 }
 
@@ -117,6 +121,7 @@ pub(super) async fn follow(
     store: Arc<dyn Store>,
     mut durable_head: watch::Receiver<u64>,
     tail_head: watch::Sender<u64>,
+    watchers: WatcherRegistry,
     stop: CancellationToken,
 ) {
     let mut position = *tail_head.borrow();
@@ -124,8 +129,11 @@ pub(super) async fn follow(
         let durable = *durable_head.borrow_and_update();
         if position < durable {
             let reading = Arc::clone(&store);
-            let read =
-                tokio::task::spawn_blocking(move || read(&*reading, position, durable)).await;
+            let with_records = watchers.active() > 0;
+            let read = tokio::task::spawn_blocking(move || {
+                read(&*reading, position, durable, with_records)
+            })
+            .await;
             match read {
                 Ok(Ok(entries)) => {
                     if let Some(last) = entries.last() {
@@ -156,12 +164,17 @@ pub(super) async fn follow(
     }
 }
 
-fn read(store: &dyn Store, after: u64, durable: u64) -> Result<Vec<TailEntry>, StoreError> {
+fn read(
+    store: &dyn Store,
+    after: u64,
+    durable: u64,
+    with_records: bool,
+) -> Result<Vec<TailEntry>, StoreError> {
     let mut out = Vec::new();
     for entry in store.read_log(after, durable, CHUNK)? {
         let release = match Uuid::from_slice(&entry.release_id) {
-            Ok(id) => store.get(&id)?.map(Arc::new),
-            Err(_) => None,
+            Ok(id) if with_records => store.get(&id)?.map(Arc::new),
+            _ => None,
         };
         out.push(TailEntry { entry, release });
     }

@@ -231,11 +231,14 @@ impl Source for Shared {
         // change; otherwise a later change it has not read yet may exist, and
         // the store says.
         let tail_is_complete = *self.tail_head.borrow() >= *self.durable_head.borrow();
-        let release = match self.tail.entry(entry.seq) {
-            Some(recent) if tail_is_complete && recent.entry.release_id == entry.release_id => {
-                recent.release.clone()
-            }
-            _ => self.store.get(&id)?.map(Arc::new),
+        let recent = self
+            .tail
+            .entry(entry.seq)
+            .filter(|recent| tail_is_complete && recent.entry.release_id == entry.release_id)
+            .and_then(|recent| recent.release.clone());
+        let release = match recent {
+            Some(release) => Some(release),
+            None => self.store.get(&id)?.map(Arc::new),
         };
         Ok(release.filter(|release| release.revision == entry.revision))
     }

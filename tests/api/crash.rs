@@ -330,6 +330,16 @@ impl Writer {
         mine.into_iter().nth(at)
     }
 
+    /// Records the server's answer to a change of a tracked release.
+    fn acknowledged(&self, release: PressRelease) {
+        let mut model = self.model();
+        model.touched.insert(release.name.clone());
+        if let Some(tracked) = model.releases.get_mut(&release.name) {
+            tracked.acked = release;
+            tracked.in_flight = None;
+        }
+    }
+
     fn set_in_flight(&self, name: &str, change: Option<InFlight>) {
         if let Some(tracked) = self.model().releases.get_mut(name) {
             tracked.in_flight = change;
@@ -378,12 +388,7 @@ impl Writer {
                 "update answered with other content: expected {expected:?}, got {release:?}"
             )));
         }
-        let mut model = self.model();
-        model.touched.insert(release.name.clone());
-        if let Some(tracked) = model.releases.get_mut(&release.name) {
-            tracked.acked = release;
-            tracked.in_flight = None;
-        }
+        self.acknowledged(release);
         Ok(())
     }
 
@@ -413,12 +418,7 @@ impl Writer {
                 "withdrawal answered with {tombstone:?}"
             )));
         }
-        let mut model = self.model();
-        model.touched.insert(tombstone.name.clone());
-        if let Some(tracked) = model.releases.get_mut(&tombstone.name) {
-            tracked.acked = tombstone;
-            tracked.in_flight = None;
-        }
+        self.acknowledged(tombstone);
         Ok(())
     }
 
