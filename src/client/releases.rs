@@ -9,6 +9,7 @@ use super::{
     output::{self, Format, OutputArgs},
 };
 use crate::{
+    domain::name::COLLECTION,
     feeds,
     proto::{
         FieldMask, Timestamp,
@@ -175,10 +176,10 @@ pub struct StatsArgs {
 
 /// `pressReleases/{id}` from a name or a bare id.
 fn name(text: &str) -> String {
-    if text.starts_with("pressReleases/") {
+    if text.starts_with(COLLECTION) {
         text.to_string()
     } else {
-        format!("pressReleases/{text}")
+        format!("{COLLECTION}{text}")
     }
 }
 

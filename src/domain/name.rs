@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use super::DomainError;
 
-const COLLECTION: &str = "pressReleases/";
+/// The collection part of every name.
+pub const COLLECTION: &str = "pressReleases/";
 
 /// The resource name of a release id.
 pub fn format(id: &Uuid) -> String {
