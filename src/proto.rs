@@ -37,6 +37,11 @@ pub fn timestamp(time: std::time::SystemTime) -> Timestamp {
     }
 }
 
+/// Orders two timestamps (prost's `Timestamp` has no `Ord`).
+pub fn compare_times(a: &Timestamp, b: &Timestamp) -> std::cmp::Ordering {
+    (a.seconds, a.nanos).cmp(&(b.seconds, b.nanos))
+}
+
 /// The encoded `FileDescriptorSet` of every file in `proto/`, with imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pressroom_descriptor.bin"));

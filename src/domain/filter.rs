@@ -6,12 +6,9 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
-use super::{
-    DomainError,
-    validate::{Violations, compare_times},
-};
+use super::{DomainError, validate::Violations};
 use crate::{
-    proto::v1::PressReleaseFilter,
+    proto::{compare_times, v1::PressReleaseFilter},
     store::{Facet, ListQuery},
 };
 

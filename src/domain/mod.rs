@@ -18,7 +18,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use crate::proto::Timestamp;
+use crate::proto::{Timestamp, compare_times};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -39,7 +39,7 @@ use crate::{
         StoreError, Writer,
     },
 };
-use validate::{MAX_HEADLINE_CHARS, Violations, compare_times};
+use validate::{MAX_HEADLINE_CHARS, Violations};
 
 /// Default page size of `List`.
 pub const DEFAULT_PAGE_SIZE: usize = 50;

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use crate::proto::Timestamp;
+use crate::proto::{Timestamp, compare_times};
 use jiff::{civil::Date, tz::TimeZone};
 
 use super::{
     DomainError, PressReleases, filter,
-    validate::{self, compare_times},
+    validate::{self},
 };
 use crate::{
     proto::v1::{DayCount, GetPressReleaseStatsRequest, GetPressReleaseStatsResponse},

@@ -3,8 +3,6 @@
 //! sanitising. Every problem found is reported, each naming its field, so a
 //! caller can fix a request in one round trip.
 
-use std::cmp::Ordering;
-
 use crate::proto::Timestamp;
 
 use super::{DomainError, FieldViolation};
@@ -171,11 +169,6 @@ impl Violations {
 pub fn is_valid_time(time: &Timestamp) -> bool {
     (-62_135_596_800..=253_402_300_799).contains(&time.seconds)
         && (0..1_000_000_000).contains(&time.nanos)
-}
-
-/// Orders two timestamps.
-pub fn compare_times(a: &Timestamp, b: &Timestamp) -> Ordering {
-    (a.seconds, a.nanos).cmp(&(b.seconds, b.nanos))
 }
 
 fn is_country_code(code: &str) -> bool {
