@@ -18,7 +18,7 @@
 //! - [`proto`]: the generated `pressroom.v1` messages, server and client.
 //! - [`telemetry`]: tracing set up once; [`prometheus`]: the metrics
 //!   endpoint; [`keys`]: the API keys file.
-//! - [`client`]: the command-line verbs; [`feeds`]: the formats they
+//! - [`client`]: the command-line verbs; [`formats`]: the formats they
 //!   import (JSON Lines, RSS, Atom).
 
 pub mod api;
@@ -27,7 +27,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod feed;
-pub mod feeds;
+pub mod formats;
 pub mod keys;
 pub mod prometheus;
 pub mod proto;

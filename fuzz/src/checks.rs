@@ -8,7 +8,7 @@
 use pressroom::{
     domain::{DomainError, filter, name, page_token, update_mask, validate},
     feed::cursor::Cursor,
-    feeds,
+    formats,
     proto::v1::{
         BackupPressReleasesRequest, CreatePressReleaseRequest, Dateline, DeletePressReleaseRequest,
         GetPressReleaseRequest, GetPressReleaseStatsRequest, ImportPressReleasesRequest,
@@ -323,21 +323,21 @@ pub fn feed(which: u8, input: &[u8]) {
         let Ok(line) = std::str::from_utf8(input) else {
             return;
         };
-        let Ok(release) = feeds::parse_jsonl_line(line) else {
+        let Ok(release) = formats::parse_jsonl_line(line) else {
             return;
         };
         let exported = match serde_json::to_string(&release) {
             Ok(json) => json,
             Err(error) => panic!("{release:?} cannot be written as JSON: {error}"),
         };
-        match feeds::parse_jsonl_line(&exported) {
+        match formats::parse_jsonl_line(&exported) {
             Ok(again) => assert_eq!(again, release, "changed by export and import: {exported}"),
             Err(error) => panic!("its own export is refused: {error}; {exported}"),
         }
         content(release, "press_release");
     } else {
         let hint = (which & 2 != 0).then_some("fuzz-wire");
-        let Ok(items) = feeds::parse_feed(input, hint) else {
+        let Ok(items) = formats::parse_feed(input, hint) else {
             return;
         };
         for item in items {

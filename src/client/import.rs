@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{ClientArgs, ClientError, connect, output};
 use crate::{
     domain,
-    feeds::{self, FeedItem},
+    formats::{self, FeedItem},
     proto::v1::{ImportPressReleasesRequest, PressRelease},
 };
 
@@ -246,7 +246,7 @@ fn count_items(inputs: &[Input], provider: Option<&str>) -> Option<u64> {
                 .unwrap_or(0),
             Input::Feed(path) => std::fs::read(path)
                 .ok()
-                .and_then(|bytes| feeds::parse_feed(&bytes, provider).ok())
+                .and_then(|bytes| formats::parse_feed(&bytes, provider).ok())
                 .map_or(0, |items| items.len() as u64),
         };
     }
@@ -306,7 +306,7 @@ fn read_inputs(
                     path: path.clone(),
                     source,
                 })?;
-                match feeds::parse_feed(&bytes, provider) {
+                match formats::parse_feed(&bytes, provider) {
                     Ok(items) => {
                         for FeedItem { id, release } in items {
                             let item = Item {
@@ -338,7 +338,7 @@ fn read_inputs(
 /// nothing new.
 fn line_item(origin: &str, text: &str) -> Result<Item, (String, String)> {
     let release: PressRelease =
-        feeds::parse_jsonl_line(text).map_err(|e| (origin.to_string(), e.to_string()))?;
+        formats::parse_jsonl_line(text).map_err(|e| (origin.to_string(), e.to_string()))?;
     let request_id = release.name.clone();
     Ok(Item {
         origin: origin.to_string(),

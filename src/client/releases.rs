@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     domain::name::COLLECTION,
-    feeds,
+    formats,
     proto::{
         FieldMask, Timestamp,
         v1::{
@@ -200,7 +200,7 @@ fn read_input(path: &PathBuf) -> Result<String, ClientError> {
 
 /// Parses a press release from a JSON file.
 fn read_release(path: &PathBuf) -> Result<PressRelease, ClientError> {
-    feeds::parse_jsonl_line(&read_input(path)?)
+    formats::parse_jsonl_line(&read_input(path)?)
         .map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))
 }
 
