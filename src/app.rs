@@ -20,10 +20,10 @@ use tracing::Level;
 
 use crate::{
     api::{PressReleaseApi, auth::AuthLayer, limits::LimitsLayer, metrics::MetricsLayer},
+    api_keys::{Keys, KeysError},
     config::{ConfigError, ServeConfig},
     domain::PressReleases,
     feed::{Feed, FeedSettings, WatcherRegistry, embargo},
-    keys::{Keys, KeysError},
     prometheus,
     proto::{FILE_DESCRIPTOR_SET, v1::press_release_service_server::PressReleaseServiceServer},
     search::{self, SearchError, SearchIndex},

@@ -17,18 +17,18 @@
 //!   log, and the one writer that commits and flushes.
 //! - [`proto`]: the generated `pressroom.v1` messages, server and client.
 //! - [`telemetry`]: tracing set up once; [`prometheus`]: the metrics
-//!   endpoint; [`keys`]: the API keys file.
+//!   endpoint; [`api_keys`]: the API keys file.
 //! - [`client`]: the command-line verbs; [`formats`]: the formats they
 //!   import (JSON Lines, RSS, Atom).
 
 pub mod api;
+pub mod api_keys;
 pub mod app;
 pub mod client;
 pub mod config;
 pub mod domain;
 pub mod feed;
 pub mod formats;
-pub mod keys;
 pub mod prometheus;
 pub mod proto;
 pub mod search;

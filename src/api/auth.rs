@@ -13,7 +13,7 @@ use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
 use super::methods::Method;
-use crate::{domain::Caller, keys::Keys};
+use crate::{api_keys::Keys, domain::Caller};
 
 /// Adds authentication; `None` keys means authentication is off and every
 /// caller may do everything.

@@ -10,7 +10,7 @@ mod connect;
 mod export;
 mod filter;
 mod import;
-mod keys;
+mod keygen;
 mod output;
 mod releases;
 mod watch;
@@ -19,7 +19,7 @@ pub use backup::{BackupArgs, RestoreArgs};
 pub use connect::{Client, ClientArgs, ClientError, connect};
 pub use export::ExportArgs;
 pub use import::ImportArgs;
-pub use keys::KeysArgs;
+pub use keygen::KeysArgs;
 pub use releases::{
     CreateArgs, GetArgs, ListArgs, SearchArgs, StatsArgs, UpdateArgs, WithdrawArgs,
 };
@@ -55,7 +55,7 @@ pub async fn run(command: Command) -> Result<(), ClientError> {
         Command::Export(args) => export::export(args).await,
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
-        Command::Keys(args) => keys::run(args),
+        Command::Keys(args) => keygen::run(args),
     }
 }
 

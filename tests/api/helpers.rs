@@ -368,7 +368,7 @@ pub struct TestKeys {
 
 /// Writes a keys file with one key per role into `dir`.
 pub fn write_keys(dir: &std::path::Path) -> TestKeys {
-    use pressroom::{domain::Role, keys::keys_file_line};
+    use pressroom::{api_keys::keys_file_line, domain::Role};
     let key = |role: &str| format!("test-{role}-{}", uuid::Uuid::new_v4());
     let keys = TestKeys {
         path: dir.join("keys"),

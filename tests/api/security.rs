@@ -315,7 +315,7 @@ async fn the_keys_file_is_reloaded_without_a_restart() -> TestResult {
     reader.list_press_releases(list.clone()).await?;
 
     let line =
-        pressroom::keys::keys_file_line("rotated", pressroom::domain::Role::Reader, &new_key);
+        pressroom::api_keys::keys_file_line("rotated", pressroom::domain::Role::Reader, &new_key);
     std::fs::write(&keys.path, line)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

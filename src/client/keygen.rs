@@ -1,11 +1,12 @@
-//! `pressroom keys`: makes API keys and the lines of a keys file.
+//! `pressroom keys`: makes API keys and the lines of a keys file (the file
+//! itself is [`crate::api_keys`]).
 
 use std::io::Read;
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::ClientError;
-use crate::{domain::Role, keys::keys_file_line};
+use crate::{api_keys::keys_file_line, domain::Role};
 
 /// `pressroom keys ...`
 #[derive(Clone, Debug, clap::Args)]
