@@ -1,55 +1,14 @@
-//! Command-line flags, each with an environment variable, in one place.
-//! [`ServeConfig::validate`] checks them at start-up and says what is wrong
-//! with each mistake.
+//! The configuration of `pressroom serve`: its flags, each with an
+//! environment variable, in one place. [`ServeConfig::validate`] checks them
+//! at start-up and says what is wrong with each mistake. (The other verbs'
+//! arguments live with them in [`crate::client`]; `main.rs` puts both
+//! together.)
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 use crate::telemetry::LogFormat;
-
-/// `pressroom`: a gRPC service that stores, retrieves and streams press
-/// releases.
-#[derive(Debug, Parser)]
-#[command(name = "pressroom", version, about, long_about = None)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the server.
-    Serve(Box<ServeConfig>),
-    /// Create a press release from a JSON file or flags.
-    Create(Box<crate::client::CreateArgs>),
-    /// Get a press release by name.
-    Get(crate::client::GetArgs),
-    /// List press releases, newest first.
-    List(crate::client::ListArgs),
-    /// Change fields of a press release.
-    Update(crate::client::UpdateArgs),
-    /// Withdraw a press release (its content is purged).
-    Withdraw(crate::client::WithdrawArgs),
-    /// Follow the feed: history, then live; resumable with a cursor file.
-    Watch(crate::client::WatchArgs),
-    /// Search press releases.
-    Search(crate::client::SearchArgs),
-    /// Count press releases.
-    Stats(crate::client::StatsArgs),
-    /// Import JSON Lines, JSON files, RSS or Atom feeds.
-    Import(crate::client::ImportArgs),
-    /// Export press releases as JSON Lines.
-    Export(crate::client::ExportArgs),
-    /// Stream a consistent backup of a running server to a file (admin key).
-    Backup(crate::client::BackupArgs),
-    /// Restore a backup into an empty data dir (server stopped).
-    Restore(crate::client::RestoreArgs),
-    /// Make API keys and keys-file lines.
-    Keys(crate::client::KeysArgs),
-}
 
 /// Settings of `pressroom serve`.
 #[derive(Clone, Debug, Args)]
@@ -177,15 +136,18 @@ impl ServeConfig {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let cli = Cli::try_parse_from(
-            ["pressroom".into(), "serve".into()]
-                .into_iter()
-                .chain(args.into_iter().map(Into::into)),
-        )?;
-        match cli.command {
-            Command::Serve(config) => Ok(*config),
-            _ => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+        /// `pressroom serve` alone.
+        #[derive(Parser)]
+        #[command(name = "pressroom serve")]
+        struct Serve {
+            #[command(flatten)]
+            config: ServeConfig,
         }
+        let program = std::ffi::OsString::from("pressroom serve");
+        let serve = Serve::try_parse_from(
+            std::iter::once(program).chain(args.into_iter().map(Into::into)),
+        )?;
+        Ok(serve.config)
     }
 
     /// Checks the settings, with a clear message for each mistake.

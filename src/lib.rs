@@ -37,4 +37,4 @@ pub mod store;
 pub mod telemetry;
 
 pub use app::{App, AppError};
-pub use config::{Cli, Command, ServeConfig};
+pub use config::ServeConfig;

@@ -1,9 +1,10 @@
 //! The command-line client: the verbs of the `pressroom` binary other than
-//! `serve`, over the generated gRPC client (and, for `restore`, the store
-//! directly, offline). clap hands each verb its arguments; it prints results
-//! to stdout and returns errors, which `main` reports with an exit code that
-//! tells "not found", "invalid input", "not allowed" and "unavailable"
-//! apart.
+//! `serve` ([`Command`], which `main.rs` flattens into the binary's own
+//! subcommands), over the generated gRPC client (and, for `restore`, the
+//! store directly, offline). clap hands each verb its arguments; it prints
+//! results to stdout and returns errors, which `main` reports with an exit
+//! code that tells "not found", "invalid input", "not allowed" and
+//! "unavailable" apart.
 
 mod backup;
 mod connect;
@@ -28,8 +29,6 @@ pub use watch::WatchArgs;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::Command;
-
 /// Exit code when the thing asked for does not exist.
 pub const EXIT_NOT_FOUND: u8 = 3;
 /// Exit code when the input was refused as invalid.
@@ -39,10 +38,40 @@ pub const EXIT_NOT_ALLOWED: u8 = 5;
 /// Exit code when the server cannot be reached or is overloaded.
 pub const EXIT_UNAVAILABLE: u8 = 6;
 
+/// The client verbs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create a press release from a JSON file or flags.
+    Create(Box<CreateArgs>),
+    /// Get a press release by name.
+    Get(GetArgs),
+    /// List press releases, newest first.
+    List(ListArgs),
+    /// Change fields of a press release.
+    Update(UpdateArgs),
+    /// Withdraw a press release (its content is purged).
+    Withdraw(WithdrawArgs),
+    /// Follow the feed: history, then live; resumable with a cursor file.
+    Watch(WatchArgs),
+    /// Search press releases.
+    Search(SearchArgs),
+    /// Count press releases.
+    Stats(StatsArgs),
+    /// Import JSON Lines, JSON files, RSS or Atom feeds.
+    Import(ImportArgs),
+    /// Export press releases as JSON Lines.
+    Export(ExportArgs),
+    /// Stream a consistent backup of a running server to a file (admin key).
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data dir (server stopped).
+    Restore(RestoreArgs),
+    /// Make API keys and keys-file lines.
+    Keys(KeysArgs),
+}
+
 /// Runs a client verb.
 pub async fn run(command: Command) -> Result<(), ClientError> {
     match command {
-        Command::Serve(_) => Err(ClientError::Usage("`serve` is not a client verb".into())),
         Command::Create(args) => releases::create(*args).await,
         Command::Get(args) => releases::get(args).await,
         Command::List(args) => releases::list(args).await,
