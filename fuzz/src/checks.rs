@@ -60,7 +60,7 @@ pub fn create_request(data: &[u8]) {
     if let Ok(request) = CreatePressReleaseRequest::decode(data)
         && let Some(release) = request.press_release
     {
-        content(release, "press_release");
+        content(release);
     }
 }
 
@@ -69,7 +69,7 @@ pub fn import_request(data: &[u8]) {
     if let Ok(request) = ImportPressReleasesRequest::decode(data)
         && let Some(release) = request.press_release
     {
-        content(release, "press_release");
+        content(release);
     }
 }
 
@@ -101,7 +101,7 @@ pub fn update_request(data: &[u8]) {
     let mut restored = next.clone();
     update_mask::apply(&mut restored, &stored, &paths);
     assert_eq!(restored, stored, "applying {paths:?} changed other fields");
-    content(next, "press_release");
+    content(next);
 }
 
 /// `GetPressRelease`: the name.
@@ -219,10 +219,10 @@ pub fn list_filter(input: Option<&PressReleaseFilter>) -> Option<ListQuery> {
 }
 
 /// Content of a press release to create or store: refused with errors
-/// naming `prefix.*`, or normalised into a release that passes again,
+/// naming `press_release.*`, or normalised into a release that passes again,
 /// unchanged (normalising is idempotent).
-pub fn content(mut release: PressRelease, prefix: &str) {
-    match validate::check_content(&mut release, prefix) {
+pub fn content(mut release: PressRelease) {
+    match validate::check_content(&mut release) {
         Ok(()) => {
             assert!(
                 !release.headline.trim().is_empty(),
@@ -247,12 +247,12 @@ pub fn content(mut release: PressRelease, prefix: &str) {
                 );
             }
             let mut again = release.clone();
-            if let Err(error) = validate::check_content(&mut again, prefix) {
+            if let Err(error) = validate::check_content(&mut again) {
                 panic!("a normalised release fails its checks: {error}; {release:?}");
             }
             assert_eq!(again, release, "normalising twice changes the release");
         }
-        Err(error) => sensible(&error, &format!("{prefix}.")),
+        Err(error) => sensible(&error, "press_release."),
     }
 }
 
@@ -334,7 +334,7 @@ pub fn feed(which: u8, input: &[u8]) {
             Ok(again) => assert_eq!(again, release, "changed by export and import: {exported}"),
             Err(error) => panic!("its own export is refused: {error}; {exported}"),
         }
-        content(release, "press_release");
+        content(release);
     } else {
         let hint = (which & 2 != 0).then_some("fuzz-wire");
         let Ok(items) = formats::parse_feed(input, hint) else {
@@ -349,7 +349,7 @@ pub fn feed(which: u8, input: &[u8]) {
             if let Some(hint) = hint {
                 assert_eq!(source.provider, hint);
             }
-            content(item.release, "press_release");
+            content(item.release);
         }
     }
 }
@@ -396,7 +396,7 @@ pub fn stored_release() -> PressRelease {
         etag: "eba210e44565cf96".into(),
         ..Default::default()
     };
-    if let Err(error) = validate::check_content(&mut release, "press_release") {
+    if let Err(error) = validate::check_content(&mut release) {
         panic!("the stored release of the checks is invalid: {error}");
     }
     release

@@ -18,7 +18,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use crate::proto::{Timestamp, compare_times};
+use crate::proto::{Timestamp, compare_times, now};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -229,11 +229,10 @@ impl PressReleases {
                 "cannot be changed; create a new press release instead",
             ));
         }
-        let mut next = tokio::task::spawn_blocking(move || {
-            validate::check_content(&mut next, "press_release").map(|()| next)
-        })
-        .await
-        .map_err(DomainError::from_join)??;
+        let mut next =
+            tokio::task::spawn_blocking(move || validate::check_content(&mut next).map(|()| next))
+                .await
+                .map_err(DomainError::from_join)??;
 
         let now = now();
         if paths.contains(&"embargo_time")
@@ -484,7 +483,7 @@ async fn commit_import(
 /// Checks a press release as `CreatePressRelease` would, without writing
 /// anything; returns it as it would be stored (sanitised, normalised).
 pub fn validate_new(release: PressRelease) -> Result<PressRelease, DomainError> {
-    prepare_new(release, "press_release", now()).map(|new| new.release)
+    prepare_new(release, now()).map(|new| new.release)
 }
 
 /// Checks one item to create (a create request or an import item) and makes
@@ -496,7 +495,7 @@ fn prepare_import(item: ImportPressReleasesRequest) -> Result<NewRelease, Domain
     let input = item
         .press_release
         .ok_or_else(|| DomainError::invalid("press_release", "is required"))?;
-    let new = prepare_new(input, "press_release", now())?;
+    let new = prepare_new(input, now())?;
     let request_id = (!item.request_id.is_empty()).then_some(item.request_id);
     Ok(NewRelease { request_id, ..new })
 }
@@ -517,11 +516,7 @@ fn create_rejected(rejected: Rejected) -> DomainError {
 
 /// Checks a caller's press release and makes the record to create: output-only
 /// fields set by the server, publish time and state settled by the embargo.
-fn prepare_new(
-    input: PressRelease,
-    prefix: &str,
-    now: Timestamp,
-) -> Result<NewRelease, DomainError> {
+fn prepare_new(input: PressRelease, now: Timestamp) -> Result<NewRelease, DomainError> {
     let mut release = PressRelease {
         name: String::new(),
         state: 0,
@@ -532,7 +527,7 @@ fn prepare_new(
         withdrawal_reason: String::new(),
         ..input
     };
-    validate::check_content(&mut release, prefix)?;
+    validate::check_content(&mut release)?;
     let fingerprint = Sha256::digest(release.encode_to_vec()).to_vec();
     let source = release
         .source
@@ -580,10 +575,6 @@ fn etag(id: &Uuid, revision: i64, update_time: &Timestamp) -> String {
     hash.update(update_time.nanos.to_le_bytes());
     let digest = hash.finalize();
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now() -> Timestamp {
-    crate::proto::now()
 }
 
 fn not_found(name: &str) -> DomainError {

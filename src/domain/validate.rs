@@ -179,11 +179,12 @@ fn is_country_code(code: &str) -> bool {
 
 /// Checks the content fields of `release` (not its output-only fields) and
 /// normalises them in place: HTML bodies sanitised, an unspecified body
-/// format made plain text, country codes upper-cased. `prefix` is the
-/// request field that holds the release, e.g. `press_release`.
-pub fn check_content(release: &mut PressRelease, prefix: &str) -> Result<(), DomainError> {
+/// format made plain text, country codes upper-cased. Violations name the
+/// fields under `press_release`, the request field that holds the release
+/// in every request that carries one.
+pub fn check_content(release: &mut PressRelease) -> Result<(), DomainError> {
     let mut v = Violations::default();
-    let field = |name: &str| format!("{prefix}.{name}");
+    let field = |name: &str| format!("press_release.{name}");
 
     if release.headline.trim().is_empty() {
         v.add(field("headline"), "is required");
@@ -393,7 +394,7 @@ mod tests {
         release.body_format = BodyFormat::Html as i32;
         release.body =
             r#"<p onclick="steal()">Hello <b>world</b><script>alert(1)</script></p>"#.into();
-        assert!(check_content(&mut release, "p").is_ok());
+        assert!(check_content(&mut release).is_ok());
         assert_eq!(release.body, "<p>Hello <b>world</b></p>");
     }
 
@@ -410,7 +411,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            fields(check_content(&mut release, "press_release")),
+            fields(check_content(&mut release)),
             [
                 "press_release.headline",
                 "press_release.body",
@@ -429,7 +430,7 @@ mod tests {
             country_code: "az".into(),
             ..Default::default()
         });
-        assert!(check_content(&mut release, "p").is_ok());
+        assert!(check_content(&mut release).is_ok());
         assert_eq!(release.body_format, BodyFormat::PlainText as i32);
         assert_eq!(
             release.dateline.map(|d| d.country_code).as_deref(),

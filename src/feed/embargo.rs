@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::proto::Timestamp;
+use crate::proto::{Timestamp, now};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -59,10 +59,6 @@ pub async fn run(
         }
     }
     tracing::debug!("embargo scheduler stopped");
-}
-
-fn now() -> Timestamp {
-    crate::proto::now()
 }
 
 /// How long until `at` (zero if it has passed).
