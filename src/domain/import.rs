@@ -1,0 +1,135 @@
+//! `ImportPressReleases`: the import pipeline. Items are checked in large
+//! batches on the blocking pool while the batch before is committed, and
+//! committed in the stream's order; one bad item never fails the others.
+
+use std::sync::Arc;
+
+use super::{
+    DomainError, PressReleases,
+    create::{create_rejected, prepare_import},
+};
+use crate::{
+    proto::v1::ImportPressReleasesRequest,
+    store::{Applied, Change, NewRelease, Writer},
+};
+
+/// Items of an import committed together.
+pub const IMPORT_BATCH: usize = 1_000;
+
+/// The outcome of an import.
+#[derive(Debug, Default)]
+pub struct ImportSummary {
+    /// Press releases created.
+    pub created: i64,
+    /// Items already stored.
+    pub duplicates: i64,
+    /// Rejected items: their index in the stream and why.
+    pub failed: Vec<(i64, DomainError)>,
+}
+
+impl PressReleases {
+    /// Imports a stream of items, committing them in large batches; one bad
+    /// item never fails the others.
+    pub async fn import(
+        &self,
+        mut items: impl tokio_stream::Stream<Item = ImportPressReleasesRequest> + Unpin,
+    ) -> Result<ImportSummary, DomainError> {
+        use tokio_stream::StreamExt as _;
+        // Batches are checked on the blocking pool while the one before is
+        // committed; each waits for the one before to be submitted first, so
+        // commits keep the stream's order. At most two are in flight.
+        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        let mut batch: Vec<(i64, ImportPressReleasesRequest)> = Vec::with_capacity(IMPORT_BATCH);
+        let mut tail: Option<ImportTask> = None;
+        let mut index = 0i64;
+        loop {
+            let item = items.next().await;
+            let end = item.is_none();
+            if let Some(item) = item {
+                batch.push((index, item));
+                index += 1;
+            }
+            if batch.len() >= IMPORT_BATCH || (end && !batch.is_empty()) {
+                let slot = Arc::clone(&slots)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| DomainError::Internal(Box::new(e)))?;
+                let previous = tail.take();
+                let writer = self.writer.clone();
+                let checking = std::mem::take(&mut batch);
+                tail = Some(tokio::spawn(async move {
+                    let _slot = slot;
+                    let checked = tokio::task::spawn_blocking(move || {
+                        checking
+                            .into_iter()
+                            .map(|(index, item)| (index, prepare_import(item)))
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .map_err(DomainError::from_join)?;
+                    let mut summary = match previous {
+                        Some(previous) => join_import(previous).await?,
+                        None => ImportSummary::default(),
+                    };
+                    summary.add(commit_import(&writer, checked).await?);
+                    Ok(summary)
+                }));
+            }
+            if end {
+                break;
+            }
+        }
+        let mut summary = match tail {
+            Some(tail) => join_import(tail).await?,
+            None => ImportSummary::default(),
+        };
+        summary.failed.sort_by_key(|(index, _)| *index);
+        Ok(summary)
+    }
+}
+
+impl ImportSummary {
+    fn add(&mut self, other: ImportSummary) {
+        self.created += other.created;
+        self.duplicates += other.duplicates;
+        self.failed.extend(other.failed);
+    }
+}
+
+/// A batch of an import being checked and committed.
+type ImportTask = tokio::task::JoinHandle<Result<ImportSummary, DomainError>>;
+
+async fn join_import(task: ImportTask) -> Result<ImportSummary, DomainError> {
+    task.await.map_err(DomainError::from_join)?
+}
+
+/// Commits the items of a batch that passed their checks, in one submission.
+async fn commit_import(
+    writer: &Writer,
+    checked: Vec<(i64, Result<NewRelease, DomainError>)>,
+) -> Result<ImportSummary, DomainError> {
+    let mut summary = ImportSummary::default();
+    let mut indexes = Vec::with_capacity(checked.len());
+    let mut changes = Vec::with_capacity(checked.len());
+    for (index, new) in checked {
+        match new {
+            Ok(new) => {
+                indexes.push(index);
+                changes.push(Change::Create(new));
+            }
+            Err(error) => summary.failed.push((index, error)),
+        }
+    }
+    if changes.is_empty() {
+        return Ok(summary);
+    }
+    let results = writer.submit_all(changes).await?;
+    for (index, result) in indexes.into_iter().zip(results) {
+        match result {
+            Ok(Applied::Committed { .. }) => summary.created += 1,
+            Ok(Applied::Existing(_)) => summary.duplicates += 1,
+            Err(rejected) => summary.failed.push((index, create_rejected(rejected))),
+        }
+    }
+    Ok(summary)
+}
