@@ -35,6 +35,7 @@ pub mod search;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 
 pub use app::{App, AppError};
 pub use config::ServeConfig;

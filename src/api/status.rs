@@ -7,7 +7,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::{domain::DomainError, telemetry};
+use crate::{domain::DomainError, telemetry, text::cut};
 
 const RESOURCE_TYPE: &str = "pressroom.v1.PressRelease";
 /// Most field violations sent back; the rest are counted. Statuses travel
@@ -60,16 +60,5 @@ impl From<DomainError> for Status {
                 Status::internal("internal error; the server's log has the details")
             }
         }
-    }
-}
-
-/// Cuts text to `max` characters, marking the cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut out: String = text.chars().take(max).collect();
-        out.push('…');
-        out
     }
 }

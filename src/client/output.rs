@@ -9,7 +9,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use super::ClientError;
-use crate::proto::v1::PressRelease;
+use crate::{proto::v1::PressRelease, text::cut};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -92,17 +92,6 @@ pub fn state(release: &PressRelease) -> &'static str {
         State::Embargoed => "embargoed",
         State::Withdrawn => "withdrawn",
         State::Unspecified => "",
-    }
-}
-
-/// Cuts text to `max` characters.
-pub fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
     }
 }
 

@@ -369,8 +369,8 @@ pub(super) async fn search(args: SearchArgs) -> Result<(), ClientError> {
                 table.add_row(vec![
                     format!("{:.2}", result.score),
                     release.name,
-                    output::cut(&release.headline, 60),
-                    output::cut(&snippet, 80),
+                    crate::text::cut(&release.headline, 60),
+                    crate::text::cut(&snippet, 80),
                 ]);
             }
             output::line(&table.to_string())?;

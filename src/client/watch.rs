@@ -130,7 +130,7 @@ fn print_event(event: &PressReleaseEvent, format: Format) -> Result<(), ClientEr
         "{}  {kind:<9}  {}  {}",
         output::time(event.commit_time),
         release.name,
-        output::cut(&release.headline, 80)
+        crate::text::cut(&release.headline, 80)
     ))
 }
 

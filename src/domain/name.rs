@@ -20,7 +20,7 @@ pub fn parse(field: &str, name: &str) -> Result<Uuid, DomainError> {
             field,
             format!(
                 "must be `pressReleases/{{id}}` with a lower-case UUID, got {}",
-                super::validate::shown(name)
+                crate::text::shown(name)
             ),
         )
     };

@@ -6,16 +6,16 @@
 
 use std::sync::Arc;
 
-use crate::proto::{Timestamp, compare_times};
 use jiff::{civil::Date, tz::TimeZone};
 
-use super::{
-    DomainError, PressReleases, filter,
-    validate::{self},
-};
+use super::{DomainError, PressReleases, filter};
 use crate::{
-    proto::v1::{DayCount, GetPressReleaseStatsRequest, GetPressReleaseStatsResponse},
+    proto::{
+        Timestamp, compare_times,
+        v1::{DayCount, GetPressReleaseStatsRequest, GetPressReleaseStatsResponse},
+    },
     store::{ListQuery, Store, StoreError},
+    text::shown,
 };
 
 /// Most days one histogram may cover.
@@ -50,10 +50,7 @@ fn histogram_days(start: &str, end: &str) -> Result<Option<(i64, i64)>, DomainEr
             .ok_or_else(|| {
                 DomainError::invalid(
                     field,
-                    format!(
-                        "must be a day like 2026-11-27, got {}",
-                        validate::shown(text)
-                    ),
+                    format!("must be a day like 2026-11-27, got {}", shown(text)),
                 )
             })
     };

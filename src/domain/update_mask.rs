@@ -71,7 +71,7 @@ pub fn paths(
                 "update_mask",
                 format!(
                     "unknown or nested path {}; use top-level fields of PressRelease, such as `headline`",
-                    super::validate::shown(path)
+                    crate::text::shown(path)
                 ),
             ));
         }

@@ -7,6 +7,7 @@ use crate::proto::Timestamp;
 
 use super::{DomainError, FieldViolation};
 use crate::proto::v1::{PressRelease, press_release::BodyFormat};
+use crate::text::shown;
 
 /// Longest headline or subheadline, in characters.
 pub const MAX_HEADLINE_CHARS: usize = 1_000;
@@ -26,19 +27,6 @@ const MAX_URL_BYTES: usize = 2_048;
 pub const MAX_HTML_MARKUP: usize = 65_536;
 /// Most passes of the sanitiser before its output must have settled.
 const SANITISE_PASSES: usize = 4;
-
-/// A value shown back in an error: quoted, and cut to a readable length so
-/// that a refusal never carries a request's whole payload back.
-pub fn shown(value: &str) -> String {
-    const MAX: usize = 64;
-    let count = value.chars().count();
-    if count <= MAX {
-        format!("{value:?}")
-    } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("{head:?}… ({} more characters)", count - MAX)
-    }
-}
 
 /// Sanitises HTML until the sanitiser no longer changes it, so that
 /// sanitising what is stored changes nothing (an update that does not name

@@ -284,10 +284,7 @@ impl SearchIndex {
         if words.is_empty() {
             return Err(QueryError {
                 position: atom.position,
-                message: format!(
-                    "{} has no searchable words",
-                    crate::domain::validate::shown(&atom.text)
-                ),
+                message: format!("{} has no searchable words", crate::text::shown(&atom.text)),
             }
             .into());
         }

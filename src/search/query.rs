@@ -187,7 +187,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, QueryError> {
                     i,
                     format!(
                         "unknown field {}; use headline, body, issuer, summary or keywords",
-                        crate::domain::validate::shown(&name)
+                        crate::text::shown(&name)
                     ),
                 )
             })?);
@@ -197,7 +197,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, QueryError> {
                     name_end,
                     format!(
                         "{} must be followed by a value",
-                        crate::domain::validate::shown(&format!("{name}:"))
+                        crate::text::shown(&format!("{name}:"))
                     ),
                 ));
             }
