@@ -30,6 +30,7 @@ impl PressReleases {
             ));
         }
         let paths = update_mask::paths(request.update_mask.as_ref(), &patch)?;
+        let fixed = update_mask::fixed(request.update_mask.as_ref(), &patch);
         let current = self.current(&id, &patch.name)?;
         if current.etag != patch.etag {
             return Err(stale_etag(&current));
@@ -37,7 +38,7 @@ impl PressReleases {
 
         let mut next = current.clone();
         update_mask::apply(&mut next, &patch, &paths);
-        if next.source != current.source {
+        if fixed.contains(&"source") && patch.source != current.source {
             return Err(DomainError::invalid(
                 "press_release.source",
                 "cannot be changed; create a new press release instead",

@@ -1,5 +1,7 @@
 //! Field masks for `UpdatePressRelease` (AIP-134): which top-level fields a
-//! request changes, and copying exactly those fields.
+//! request changes, and copying exactly those fields. `source` is fixed when
+//! a release is created: a request may name it only to repeat the stored
+//! value (the domain refuses any other), so it is not writable.
 
 use crate::proto::FieldMask;
 
@@ -7,8 +9,7 @@ use super::DomainError;
 use crate::proto::v1::PressRelease;
 
 /// Fields a caller may change.
-pub const WRITABLE: [&str; 17] = [
-    "source",
+pub const WRITABLE: [&str; 16] = [
     "headline",
     "subheadline",
     "summary",
@@ -26,6 +27,11 @@ pub const WRITABLE: [&str; 17] = [
     "publish_time",
     "embargo_time",
 ];
+
+/// Fields fixed when a release is created: a request may name them (by
+/// path, by `*`, or by setting them without a mask) only to repeat the
+/// stored value; [`fixed`] tells which a request names.
+pub const FIXED: [&str; 1] = ["source"];
 
 /// Fields only the server sets; named in a mask, they are ignored.
 const OUTPUT_ONLY: [&str; 7] = [
@@ -66,7 +72,7 @@ pub fn paths(
             if !out.contains(writable) {
                 out.push(*writable);
             }
-        } else if !OUTPUT_ONLY.contains(&path.as_str()) {
+        } else if !OUTPUT_ONLY.contains(&path.as_str()) && !FIXED.contains(&path.as_str()) {
             return Err(DomainError::invalid(
                 "update_mask",
                 format!(
@@ -79,11 +85,26 @@ pub fn paths(
     Ok(out)
 }
 
+/// The fixed fields (see [`FIXED`]) a request names: by path, by `*`, or,
+/// without a mask, by setting them.
+pub fn fixed(mask: Option<&FieldMask>, patch: &PressRelease) -> Vec<&'static str> {
+    let requested = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
+    FIXED
+        .into_iter()
+        .filter(|field| {
+            if requested.is_empty() {
+                is_set(patch, field)
+            } else {
+                requested.iter().any(|p| p == "*" || p == field)
+            }
+        })
+        .collect()
+}
+
 /// Copies the fields named in `paths` from `patch` into `target`.
 pub fn apply(target: &mut PressRelease, patch: &PressRelease, paths: &[&str]) {
     for path in paths {
         match *path {
-            "source" => target.source = patch.source.clone(),
             "headline" => target.headline = patch.headline.clone(),
             "subheadline" => target.subheadline = patch.subheadline.clone(),
             "summary" => target.summary = patch.summary.clone(),
@@ -141,7 +162,6 @@ mod tests {
     #[test]
     fn every_writable_path_is_copied_and_detected() {
         let full = PressRelease {
-            source: Some(Default::default()),
             headline: "h".into(),
             subheadline: "s".into(),
             summary: "s".into(),
@@ -188,5 +208,27 @@ mod tests {
         assert!(paths(Some(&mask(&["issuer.name"])), &patch).is_err());
         assert!(paths(Some(&mask(&["nope"])), &patch).is_err());
         assert!(paths(Some(&mask(&["*", "headline"])), &patch).is_err());
+    }
+
+    #[test]
+    fn source_is_fixed_and_named_by_path_star_or_value() {
+        let patch = PressRelease {
+            headline: "new".into(),
+            ..Default::default()
+        };
+        let sourced = PressRelease {
+            source: Some(Default::default()),
+            ..patch.clone()
+        };
+        assert_eq!(paths(None, &sourced).ok(), Some(vec!["headline"]));
+        assert_eq!(fixed(None, &sourced), vec!["source"]);
+        assert!(fixed(None, &patch).is_empty());
+        assert_eq!(
+            paths(Some(&mask(&["source", "headline"])), &patch).ok(),
+            Some(vec!["headline"])
+        );
+        assert_eq!(fixed(Some(&mask(&["source"])), &patch), vec!["source"]);
+        assert_eq!(fixed(Some(&mask(&["*"])), &patch), vec!["source"]);
+        assert!(fixed(Some(&mask(&["headline"])), &sourced).is_empty());
     }
 }
