@@ -12,7 +12,7 @@ use http::{Request, Response};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use super::methods::Method;
+use super::{methods::Method, status::ApiError};
 use crate::{api_keys::Keys, domain::Caller};
 
 /// Adds authentication; `None` keys means authentication is off and every
@@ -48,7 +48,7 @@ pub struct Auth<S> {
 }
 
 impl<S> Auth<S> {
-    fn check(&self, request: &Request<Body>, method: &Method) -> Result<Option<Caller>, Status> {
+    fn check(&self, request: &Request<Body>, method: &Method) -> Result<Option<Caller>, ApiError> {
         let Some(required) = method.role else {
             return Ok(None);
         };
@@ -61,19 +61,19 @@ impl<S> Auth<S> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
-            .ok_or_else(|| {
-                Status::unauthenticated("send an API key as `authorization: Bearer <key>`")
-            })?;
+            .ok_or(ApiError::NoKey)?;
         let caller = keys
             .current()
             .authenticate(presented)
-            .ok_or_else(|| Status::unauthenticated("the API key is not valid"))?;
+            .ok_or(ApiError::UnknownKey)?;
         tracing::Span::current().record("caller", caller.name.as_str());
         if caller.role < required {
-            return Err(Status::permission_denied(format!(
-                "{} needs the {required} role; the key {:?} has {}",
-                method.name, caller.name, caller.role
-            )));
+            return Err(ApiError::RoleTooSmall {
+                method: method.name,
+                required,
+                key: caller.name,
+                role: caller.role,
+            });
         }
         Ok(Some(caller))
     }
@@ -101,7 +101,8 @@ where
                 }
                 Box::pin(self.inner.call(request))
             }
-            Err(status) => {
+            Err(refused) => {
+                let status = Status::from(refused);
                 tracing::debug!(code = ?status.code(), method = %method.name, "call refused");
                 Box::pin(async move { Ok(status.into_http()) })
             }

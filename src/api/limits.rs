@@ -16,7 +16,10 @@ use tokio::sync::Semaphore;
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use super::methods::{Kind, Method};
+use super::{
+    methods::{Kind, Method},
+    status::ApiError,
+};
 
 /// Applies the limits.
 #[derive(Clone)]
@@ -77,10 +80,7 @@ where
         let Ok(permit) = Arc::clone(&self.layer.in_flight).try_acquire_owned() else {
             let limit = self.layer.limit;
             return Box::pin(async move {
-                Ok(Status::resource_exhausted(format!(
-                    "the server is at its limit of {limit} calls in flight; retry with backoff"
-                ))
-                .into_http())
+                Ok(Status::from(ApiError::Overloaded { limit }).into_http())
             });
         };
         let deadline = (method.kind == Kind::Unary).then(|| {
@@ -94,10 +94,7 @@ where
             match deadline {
                 Some(deadline) => match tokio::time::timeout(deadline, call).await {
                     Ok(response) => response,
-                    Err(_) => Ok(Status::deadline_exceeded(format!(
-                        "the call did not finish within {deadline:?}"
-                    ))
-                    .into_http()),
+                    Err(_) => Ok(Status::from(ApiError::DeadlineExceeded(deadline)).into_http()),
                 },
                 None => call.await,
             }

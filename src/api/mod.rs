@@ -17,8 +17,9 @@ use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Span;
 
+use self::status::ApiError;
 use crate::{
-    domain::{Caller, PressReleases, Role},
+    domain::{Caller, PressReleases},
     feed::Feed,
     proto::v1::{
         BackupPressReleasesRequest, BackupPressReleasesResponse, CreatePressReleaseRequest,
@@ -50,17 +51,15 @@ impl PressReleaseApi {
     }
 }
 
-/// The caller the auth layer found. Missing only if that layer was not
-/// installed, in which case the call gets the least role.
-fn caller<T>(request: &Request<T>) -> Caller {
+/// The caller the auth layer found ([`Caller::unauthenticated`] when
+/// authentication is off). The layer is in front of every call of this
+/// service, so a call without one is refused as a wiring mistake.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
         .get::<Caller>()
         .cloned()
-        .unwrap_or(Caller {
-            name: "anonymous".into(),
-            role: Role::Reader,
-        })
+        .ok_or_else(|| ApiError::NoCaller.into())
 }
 
 /// Notes the release an RPC is about on its span.
@@ -94,7 +93,7 @@ impl PressReleaseService for PressReleaseApi {
         &self,
         request: Request<GetPressReleaseRequest>,
     ) -> Result<Response<PressRelease>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let request = request.into_inner();
         record_name(&request.name);
         Ok(Response::new(self.releases.get(request, &caller).await?))
@@ -104,7 +103,7 @@ impl PressReleaseService for PressReleaseApi {
         &self,
         request: Request<ListPressReleasesRequest>,
     ) -> Result<Response<ListPressReleasesResponse>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         Ok(Response::new(
             self.releases.list(request.into_inner(), &caller).await?,
         ))
@@ -134,7 +133,7 @@ impl PressReleaseService for PressReleaseApi {
         &self,
         request: Request<WatchPressReleasesRequest>,
     ) -> Result<Response<WatchResponseStream>, Status> {
-        let caller = caller(&request);
+        let caller = caller(&request)?;
         let stream = self.feed.watch(request.into_inner(), &caller)?;
         Ok(Response::new(Box::pin(
             stream.map(|item| item.map_err(Status::from)),

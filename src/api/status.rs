@@ -1,13 +1,21 @@
-//! The one place where errors become gRPC statuses. The codes are a small
+//! The one place where errors become gRPC statuses: the domain's
+//! [`DomainError`], and the API layer's own [`ApiError`] (calls the layers in
+//! front of the service refuse before a handler runs). The codes are a small
 //! closed set; invalid arguments carry a `google.rpc.BadRequest` naming each
 //! field, missing or clashing releases a `google.rpc.ResourceInfo`. Internal
 //! errors are logged here with their whole cause chain and reach the caller
 //! only as a generic message.
 
+use std::time::Duration;
+
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::{domain::DomainError, telemetry, text::cut};
+use crate::{
+    domain::{DomainError, Role},
+    telemetry,
+    text::cut,
+};
 
 const RESOURCE_TYPE: &str = "pressroom.v1.PressRelease";
 /// Most field violations sent back; the rest are counted. Statuses travel
@@ -55,10 +63,63 @@ impl From<DomainError> for Status {
             DomainError::PermissionDenied(_) => Status::permission_denied(message),
             DomainError::ResourceExhausted(_) => Status::resource_exhausted(message),
             DomainError::Unavailable(_) => Status::unavailable(message),
-            DomainError::Internal(cause) => {
-                tracing::error!(error = %telemetry::chain(&*cause), "internal error");
-                Status::internal("internal error; the server's log has the details")
-            }
+            DomainError::Internal(cause) => internal(&*cause),
         }
     }
+}
+
+/// Why the API layer itself failed a call: authentication, roles and
+/// limits, in front of the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No API key was sent.
+    #[error("send an API key as `authorization: Bearer <key>`")]
+    NoKey,
+    /// The key sent is not in the keys file.
+    #[error("the API key is not valid")]
+    UnknownKey,
+    /// The key's role is too small for the method.
+    #[error("{method} needs the {required} role; the key {key:?} has {role}")]
+    RoleTooSmall {
+        /// The method called.
+        method: &'static str,
+        /// The least role it needs.
+        required: Role,
+        /// The key's name.
+        key: String,
+        /// The key's role.
+        role: Role,
+    },
+    /// Too many calls in flight.
+    #[error("the server is at its limit of {limit} calls in flight; retry with backoff")]
+    Overloaded {
+        /// The limit.
+        limit: usize,
+    },
+    /// A unary call ran past its deadline.
+    #[error("the call did not finish within {0:?}")]
+    DeadlineExceeded(Duration),
+    /// A handler found no caller: the auth layer is not in front of it.
+    #[error("no caller on the request: the auth layer is not installed")]
+    NoCaller,
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let message = error.to_string();
+        match error {
+            ApiError::NoKey | ApiError::UnknownKey => Status::unauthenticated(message),
+            ApiError::RoleTooSmall { .. } => Status::permission_denied(message),
+            ApiError::Overloaded { .. } => Status::resource_exhausted(message),
+            ApiError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            ApiError::NoCaller => internal(&error),
+        }
+    }
+}
+
+/// Logs an internal error with its cause chain; the caller gets a generic
+/// message.
+fn internal(cause: &(dyn std::error::Error + 'static)) -> Status {
+    tracing::error!(error = %telemetry::chain(cause), "internal error");
+    Status::internal("internal error; the server's log has the details")
 }
