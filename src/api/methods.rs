@@ -2,14 +2,16 @@
 //! its path alone: service, method, streaming kind, and the role it needs.
 //! Known calls come from a static table (no allocation per call); anything
 //! else is "unknown", so that a client sending made-up paths cannot make the
-//! metrics grow.
+//! metrics grow. A test holds the table to the descriptors of the services
+//! the server serves, so an RPC added to the proto cannot be forgotten here
+//! (it would go without its role, and be counted as "unknown").
 
 use std::{collections::HashMap, sync::LazyLock};
 
 use crate::domain::Role;
 
 /// How the messages of a call flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Unary,
     ClientStream,
@@ -205,6 +207,8 @@ impl Method {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -229,5 +233,75 @@ mod tests {
             ("unknown", Some(Role::Reader))
         );
         assert_eq!(Method::of_path("/x/y").service, "unknown");
+    }
+
+    /// Every RPC of every service the server serves (ours, health and both
+    /// reflections), as the descriptors name them: path, service, method,
+    /// kind.
+    fn served() -> Result<BTreeSet<(String, String, String, Kind)>, prost::DecodeError> {
+        use prost::Message as _;
+        let mut served = BTreeSet::new();
+        for encoded in [
+            crate::proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ] {
+            for file in prost_types::FileDescriptorSet::decode(encoded)?.file {
+                for service in &file.service {
+                    let service_name = format!("{}.{}", file.package(), service.name());
+                    for method in &service.method {
+                        let kind = match (method.client_streaming(), method.server_streaming()) {
+                            (false, false) => Kind::Unary,
+                            (true, false) => Kind::ClientStream,
+                            (false, true) => Kind::ServerStream,
+                            (true, true) => Kind::BidiStream,
+                        };
+                        served.insert((
+                            format!("/{service_name}/{}", method.name()),
+                            service_name.clone(),
+                            method.name().to_string(),
+                            kind,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(served)
+    }
+
+    #[test]
+    fn the_table_is_every_rpc_the_protos_declare() -> Result<(), prost::DecodeError> {
+        let served = served()?;
+        assert!(
+            served.iter().any(|(_, service, ..)| service == PRESSROOM),
+            "{served:?}"
+        );
+        let table: BTreeSet<_> = KNOWN
+            .values()
+            .map(|m| {
+                (
+                    m.path.to_string(),
+                    m.service.to_string(),
+                    m.name.to_string(),
+                    m.kind,
+                )
+            })
+            .collect();
+        let missing: Vec<_> = served.difference(&table).collect();
+        assert!(missing.is_empty(), "RPCs missing from KNOWN: {missing:?}");
+        let extra: Vec<_> = table.difference(&served).collect();
+        assert!(
+            extra.is_empty(),
+            "KNOWN has RPCs no proto declares: {extra:?}"
+        );
+        for method in KNOWN.values() {
+            assert_eq!(
+                method.role.is_some(),
+                method.is_pressroom(),
+                "{method:?}: our RPCs need a role, the open services none"
+            );
+        }
+        Ok(())
     }
 }
