@@ -397,7 +397,8 @@ pub async fn client_with(addr: SocketAddr, token: Option<&str>) -> pressroom::cl
     .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
-/// The real `pressroom` binary, running as a child process.
+/// The real `pressroom` binary, running as a child process; SIGKILLed when
+/// dropped (a test that fails or panics leaves no server behind).
 pub struct Binary {
     pub child: std::process::Child,
     /// The gRPC address it reported.
@@ -453,6 +454,14 @@ impl Binary {
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
         Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        // Does nothing once the child has been waited for.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

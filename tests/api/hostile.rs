@@ -128,14 +128,10 @@ async fn malformed_bodies_get_clean_statuses_and_memory_stays_bounded() -> TestR
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data").display().to_string();
     let max = MAX_REQUEST_BYTES.to_string();
-    let server = KillOnDrop(crate::helpers::Binary::serve(&[
-        "--data-dir",
-        &data_dir,
-        "--max-request-bytes",
-        &max,
-    ])?);
-    let pid = server.0.child.id();
-    let addr = server.0.addr;
+    let server =
+        crate::helpers::Binary::serve(&["--data-dir", &data_dir, "--max-request-bytes", &max])?;
+    let pid = server.child.id();
+    let addr = server.addr;
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
@@ -1970,8 +1966,8 @@ async fn a_sanitised_body_stays_within_the_body_limit() -> TestResult {
 async fn html_bodies_of_ampersands_do_not_stall_the_server() -> TestResult {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data").display().to_string();
-    let server = KillOnDrop(crate::helpers::Binary::serve(&["--data-dir", &data_dir])?);
-    let channel = Channel::from_shared(format!("http://{}", server.0.addr))?
+    let server = crate::helpers::Binary::serve(&["--data-dir", &data_dir])?;
+    let channel = Channel::from_shared(format!("http://{}", server.addr))?
         .connect()
         .await?;
     let client =
@@ -2002,27 +1998,6 @@ async fn html_bodies_of_ampersands_do_not_stall_the_server() -> TestResult {
         started.elapsed()
     );
     Ok(())
-}
-
-/// The real binary, SIGKILLed when the test ends however it ends.
-struct KillOnDrop(crate::helpers::Binary);
-
-impl KillOnDrop {
-    /// Stops it with SIGTERM and returns how it exited.
-    fn terminate(mut self) -> Result<std::process::ExitStatus, Error> {
-        let pid = self.0.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?;
-        Ok(self.0.child.wait()?)
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
 }
 
 /// What the fuzz targets found, kept as tests with the inputs they found.
