@@ -1,5 +1,5 @@
 //! The oracles that the fuzz targets (`fuzz/fuzz_targets/`) and the property
-//! tests (`tests/api/hostile.rs`, which includes this file) share. Each one
+//! tests (`tests/api/hostile/`, which includes this file) share. Each one
 //! feeds arbitrary input through what the server does with it — decoding a
 //! request, then the same validation, normalising and parsing — and panics
 //! only where a rule is broken: a refusal must be a sensible error naming

@@ -1,0 +1,179 @@
+//! What shapes a list: page tokens (of another list, another filter, or
+//! made up), page sizes, and filters, which List, Stats, Search and Watch
+//! all refuse alike.
+
+use pressroom::proto::v1::{
+    GetPressReleaseStatsRequest, ListPressReleasesRequest, PressReleaseFilter,
+    SearchPressReleasesRequest, WatchPressReleasesRequest,
+};
+use tonic::Code;
+
+use super::{Fixture, INVALID, expect_status, random_text, still_serving};
+use crate::helpers::{TestResult, at};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_and_foreign_page_tokens_are_refused() -> TestResult {
+    let Fixture {
+        _server,
+        mut client,
+        created,
+        mut rng,
+        ..
+    } = Fixture::start().await?;
+    let first_page = client
+        .list_press_releases(ListPressReleasesRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let token = first_page.next_page_token.clone();
+    assert!(!token.is_empty(), "two releases make two pages of one");
+    let mut tokens = vec![
+        "garbage".to_string(),
+        token.chars().rev().collect(),
+        format!("{token}A"),
+        "\0".into(),
+        "x".repeat(100_000),
+    ];
+    if token.len() > 4 {
+        tokens.push(token[..token.len() - 4].to_string());
+    }
+    tokens.extend(
+        (0..200)
+            .map(|_| random_text(&mut rng, 64))
+            .filter(|t| !t.is_empty()),
+    );
+    for token in &tokens {
+        let listed = client
+            .list_press_releases(ListPressReleasesRequest {
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await;
+        expect_status(&format!("List with page token {token:?}"), listed, INVALID)?;
+        let searched = client
+            .search_press_releases(SearchPressReleasesRequest {
+                query: "acme".into(),
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await;
+        expect_status("Search with a foreign page token", searched, INVALID)?;
+    }
+    let other_filter = client
+        .list_press_releases(ListPressReleasesRequest {
+            page_token: token,
+            filter: Some(PressReleaseFilter {
+                channels: vec!["energy".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    expect_status("List with another filter's token", other_filter, INVALID)?;
+    still_serving(&mut client, &created).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_page_sizes_are_refused_and_huge_ones_clamped() -> TestResult {
+    let Fixture {
+        _server,
+        mut client,
+        created,
+        ..
+    } = Fixture::start().await?;
+    for page_size in [-1, i32::MIN] {
+        let listed = client
+            .list_press_releases(ListPressReleasesRequest {
+                page_size,
+                ..Default::default()
+            })
+            .await;
+        expect_status("List with a negative page size", listed, INVALID)?;
+    }
+    let huge = client
+        .list_press_releases(ListPressReleasesRequest {
+            page_size: i32::MAX,
+            ..Default::default()
+        })
+        .await;
+    expect_status("List with a huge page size", huge, &[Code::Ok])?;
+    still_serving(&mut client, &created).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_filters_are_refused_by_every_method_that_takes_one() -> TestResult {
+    let Fixture {
+        _server,
+        mut client,
+        created,
+        ..
+    } = Fixture::start().await?;
+    let mut bad_filters = vec![
+        PressReleaseFilter {
+            countries: vec!["USA".into()],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            languages: vec!["not a tag".into()],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            channels: vec!["".into()],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            channels: vec!["c".into(); 101],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            publish_time_after: Some(at(2_000)),
+            publish_time_before: Some(at(1_000)),
+            ..Default::default()
+        },
+    ];
+    for seconds in [i64::MAX, i64::MIN, 253_402_300_800] {
+        bad_filters.push(PressReleaseFilter {
+            publish_time_after: Some(at(seconds)),
+            ..Default::default()
+        });
+        bad_filters.push(PressReleaseFilter {
+            publish_time_before: Some(at(seconds)),
+            ..Default::default()
+        });
+    }
+    for filter in bad_filters {
+        let what = format!("{filter:?}");
+        let listed = client
+            .list_press_releases(ListPressReleasesRequest {
+                filter: Some(filter.clone()),
+                ..Default::default()
+            })
+            .await;
+        expect_status(&format!("List with {what}"), listed, INVALID)?;
+        let stats = client
+            .get_press_release_stats(GetPressReleaseStatsRequest {
+                filter: Some(filter.clone()),
+                ..Default::default()
+            })
+            .await;
+        expect_status(&format!("Stats with {what}"), stats, INVALID)?;
+        let searched = client
+            .search_press_releases(SearchPressReleasesRequest {
+                query: "acme".into(),
+                filter: Some(filter.clone()),
+                ..Default::default()
+            })
+            .await;
+        expect_status(&format!("Search with {what}"), searched, INVALID)?;
+        let watched = client
+            .watch_press_releases(WatchPressReleasesRequest {
+                filter: Some(filter),
+                start: None,
+            })
+            .await;
+        expect_status(&format!("Watch with {what}"), watched, INVALID)?;
+    }
+    still_serving(&mut client, &created).await
+}
