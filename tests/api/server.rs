@@ -15,7 +15,7 @@ use tonic_health::pb::{
 };
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::helpers::{TestResult, TestServer, create_request, release};
+use crate::helpers::{TestResult, TestServer, create_request, release, temp_dir};
 
 const SERVICE: &str = "pressroom.v1.PressReleaseService";
 
@@ -200,5 +200,32 @@ async fn shutdown_turns_health_not_serving_and_is_bounded_with_streams_open() ->
     assert_eq!(update.status(), ServingStatus::NotServing);
     let took = tokio::time::timeout(Duration::from_secs(15), stopping).await??;
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    Ok(())
+}
+
+/// `App::build` wires everything, so a part that cannot start (here the
+/// search index, whose folder is a file) fails the build, before anything
+/// is served.
+#[tokio::test]
+async fn a_part_that_cannot_start_fails_the_build() -> TestResult {
+    let dir = temp_dir();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    std::fs::write(data_dir.join("search"), b"not a folder")?;
+    let data = data_dir.display().to_string();
+    let config = pressroom::ServeConfig::from_args([
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data,
+        "--cache-mb",
+        "16",
+    ])?;
+    let built = pressroom::App::build(config).await;
+    assert!(
+        matches!(built, Err(pressroom::AppError::Search(_))),
+        "{:?}",
+        built.err()
+    );
     Ok(())
 }
