@@ -225,9 +225,20 @@ pub fn from_now(seconds: i64) -> pressroom::proto::Timestamp {
     at(now + seconds)
 }
 
-/// A timestamp as a comparable `(seconds, nanos)`; `None` sorts first.
-pub fn instant(time: Option<pressroom::proto::Timestamp>) -> Option<(i64, i32)> {
-    time.map(|t| (t.seconds, t.nanos))
+/// A timestamp that orders as `proto::compare_times` does; `None` sorts
+/// first.
+pub fn instant(time: Option<pressroom::proto::Timestamp>) -> Option<Instant> {
+    time.map(Instant)
+}
+
+/// A timestamp with an order (prost's `Timestamp` has none).
+#[derive(Debug, PartialEq)]
+pub struct Instant(pressroom::proto::Timestamp);
+
+impl PartialOrd for Instant {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(pressroom::proto::compare_times(&self.0, &other.0))
+    }
 }
 
 /// The names on the first page of an unfiltered List.
