@@ -4,22 +4,31 @@
 //! A request flows down through the layers, and readers of the change log
 //! follow what the store committed:
 //!
-//! - [`config`]: flags and environment variables, validated at start-up.
-//! - [`app`]: builds the server (store, writer, services) and shuts it down
-//!   in order; [`shutdown`] turns signals into the future that ends it.
-//! - [`api`]: the gRPC adapters; they translate messages and statuses only.
-//! - [`domain`]: the rules of press releases: validation, sanitising,
-//!   etags and revisions, embargo state, idempotency, field masks, paging.
+//! - [`config`]: the flags and environment variables of `serve`, validated
+//!   at start-up (the binary's `main.rs` puts `serve` beside the client's
+//!   verbs).
+//! - [`app`]: `App::build` wires everything (store, writer, change-log
+//!   readers, gRPC server, side ports) and fails early; `App::run_until`
+//!   serves and shuts down in order. [`shutdown`] turns signals into the
+//!   future that ends it.
+//! - [`api`]: the gRPC adapters, which translate messages only; the layers
+//!   in front of them (auth, limits, metrics); errors become statuses in one
+//!   place. [`api_keys`]: the API keys file the auth layer checks.
+//! - [`domain`]: the rules of press releases, one file per job: validation,
+//!   sanitising, etags and revisions, embargo state, idempotency, field
+//!   masks, paging, imports, search and statistics requests, backups.
+//! - [`store`]: the storage trait, its conformance suite and the one writer
+//!   that commits and flushes; the sled engine beneath it owns the keys,
+//!   the indexes and the change log.
 //! - [`feed`]: readers of the change log: watch streams (history, then
 //!   live) and the embargo scheduler.
 //! - [`search`]: the tantivy full-text index, one more reader of the log.
-//! - [`store`]: the storage trait, the sled engine, the indexes, the change
-//!   log, and the one writer that commits and flushes.
-//! - [`proto`]: the generated `pressroom.v1` messages, server and client.
+//! - [`proto`]: the generated `pressroom.v1` messages, server and client,
+//!   and the helpers of their `Timestamp`.
 //! - [`telemetry`]: tracing set up once; [`prometheus`]: the metrics
-//!   endpoint; [`api_keys`]: the API keys file.
-//! - [`client`]: the command-line verbs; [`formats`]: the formats they
-//!   import (JSON Lines, RSS, Atom).
+//!   endpoint; [`text`]: values quoted and text cut for people.
+//! - [`client`]: the command-line verbs over the generated client;
+//!   [`formats`]: the wire formats they import (JSON Lines, RSS, Atom).
 
 pub mod api;
 pub mod api_keys;
