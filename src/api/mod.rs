@@ -1,6 +1,6 @@
 //! The gRPC adapters. Each handler only translates: it takes the request
 //! message, notes the release name on the RPC's span, calls the domain, and
-//! turns the answer (or the error, via [`status`]) into a response.
+//! turns the answer (or the error, via `status`) into a response.
 
 pub mod auth;
 pub mod limits;

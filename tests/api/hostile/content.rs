@@ -11,7 +11,7 @@ use pressroom::proto::v1::{
 };
 use tonic::{Code, transport::Channel};
 
-use super::{Fixture, INVALID, expect_status, sample_release, still_serving};
+use super::{INVALID, expect_status, sample_release, still_serving, two_releases};
 use crate::helpers::{TestResult, TestServer, at, create_request, release};
 
 /// Releases each broken in one field, and what is wrong with each.
@@ -135,12 +135,7 @@ fn bad_releases() -> Vec<(&'static str, PressRelease)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_content_is_refused_by_field() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     let bad_releases = bad_releases();
     for (what, release) in &bad_releases {
         let refused = client
@@ -163,12 +158,7 @@ async fn bad_content_is_refused_by_field() -> TestResult {
 /// The same items through an import: each fails by itself, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_import_items_fail_one_by_one_in_order() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     let bad_releases = bad_releases();
     let items: Vec<ImportPressReleasesRequest> = bad_releases
         .iter()

@@ -8,18 +8,12 @@ use pressroom::proto::v1::{
 };
 use tonic::Code;
 
-use super::{Fixture, INVALID, expect_status, random_text, still_serving};
+use super::{INVALID, expect_status, random_text, still_serving, two_releases};
 use crate::helpers::{TestResult, at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_and_foreign_page_tokens_are_refused() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        mut rng,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, mut rng) = two_releases().await?;
     let first_page = client
         .list_press_releases(ListPressReleasesRequest {
             page_size: 1,
@@ -77,12 +71,7 @@ async fn made_up_and_foreign_page_tokens_are_refused() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_page_sizes_are_refused_and_huge_ones_clamped() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     for page_size in [-1, i32::MIN] {
         let listed = client
             .list_press_releases(ListPressReleasesRequest {
@@ -104,12 +93,7 @@ async fn negative_page_sizes_are_refused_and_huge_ones_clamped() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_filters_are_refused_by_every_method_that_takes_one() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     let mut bad_filters = vec![
         PressReleaseFilter {
             countries: vec!["USA".into()],

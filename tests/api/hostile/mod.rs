@@ -44,41 +44,28 @@ use crate::helpers::{TestResult, TestServer, create_request};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// A client of the server under test.
+type Client = PressReleaseServiceClient<Channel>;
+
 /// A server holding two press releases (so that List has two pages of
 /// one), a client of it, the first release, and a seeded random source.
-struct Fixture {
-    /// Kept so that the server runs until the test ends.
-    _server: TestServer,
-    client: PressReleaseServiceClient<Channel>,
-    created: PressRelease,
-    rng: TestRng,
-}
-
-impl Fixture {
-    async fn start() -> Result<Self, Error> {
-        let server = TestServer::start().await;
-        let mut client = server.client.clone();
-        let created = client
-            .create_press_release(create_request(sample_release(1)))
-            .await?
-            .into_inner();
-        client
-            .create_press_release(create_request(sample_release(2)))
-            .await?;
-        Ok(Self {
-            _server: server,
-            client,
-            created,
-            rng: TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]),
-        })
-    }
+/// Keep the server until the test ends: dropping it stops it.
+async fn two_releases() -> Result<(TestServer, Client, PressRelease, TestRng), Error> {
+    let server = TestServer::start().await;
+    let mut client = server.client.clone();
+    let created = client
+        .create_press_release(create_request(sample_release(1)))
+        .await?
+        .into_inner();
+    client
+        .create_press_release(create_request(sample_release(2)))
+        .await?;
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]);
+    Ok((server, client, created, rng))
 }
 
 /// The server still answers after what a test sent it.
-async fn still_serving(
-    client: &mut PressReleaseServiceClient<Channel>,
-    created: &PressRelease,
-) -> TestResult {
+async fn still_serving(client: &mut Client, created: &PressRelease) -> TestResult {
     client
         .get_press_release(GetPressReleaseRequest {
             name: created.name.clone(),

@@ -4,18 +4,12 @@
 use pressroom::proto::v1::{DeletePressReleaseRequest, GetPressReleaseRequest};
 use tonic::Code;
 
-use super::{Fixture, INVALID, expect_status, random_text, still_serving};
+use super::{INVALID, expect_status, random_text, still_serving, two_releases};
 use crate::helpers::TestResult;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_names_are_refused_by_name() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        mut rng,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, mut rng) = two_releases().await?;
     let id = created
         .name
         .trim_start_matches("pressReleases/")

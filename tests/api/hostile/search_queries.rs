@@ -5,18 +5,12 @@ use pressroom::proto::v1::SearchPressReleasesRequest;
 use proptest::{prelude::Rng as _, test_runner::TestRng};
 use tonic::Code;
 
-use super::{Fixture, INVALID, expect_status, still_serving};
+use super::{INVALID, expect_status, still_serving, two_releases};
 use crate::helpers::TestResult;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_search_queries_are_refused_or_run() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        mut rng,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, mut rng) = two_releases().await?;
     let mut queries: Vec<String> = [
         "",
         "OR",

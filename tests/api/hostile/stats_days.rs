@@ -4,17 +4,12 @@
 use pressroom::proto::v1::{GetPressReleaseStatsRequest, PressReleaseFilter};
 use tonic::Code;
 
-use super::{Fixture, INVALID, expect_status, still_serving};
+use super::{INVALID, expect_status, still_serving, two_releases};
 use crate::helpers::TestResult;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statistics_over_odd_days_are_refused_or_counted() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     let days: Vec<(&str, &str, &[Code])> = vec![
         ("2026-13-01", "2026-12-31", INVALID),
         ("2026-01-01", "", INVALID),

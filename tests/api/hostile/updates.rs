@@ -7,17 +7,12 @@ use pressroom::proto::v1::{
 };
 use tonic::Code;
 
-use super::{Fixture, INVALID, expect_status, still_serving};
+use super::{INVALID, expect_status, still_serving, two_releases};
 use crate::helpers::{TestResult, at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_updates_are_refused() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     let patch = |change: &dyn Fn(&mut PressRelease)| {
         let mut release = PressRelease {
             name: created.name.clone(),
@@ -126,12 +121,7 @@ async fn bad_updates_are_refused() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdrawals_with_a_stale_etag_or_a_bad_reason_are_refused() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, _) = two_releases().await?;
     let stale = client
         .delete_press_release(DeletePressReleaseRequest {
             name: created.name.clone(),

@@ -5,18 +5,12 @@
 use pressroom::proto::v1::{WatchPressReleasesRequest, watch_press_releases_request::Start};
 use tonic::Code;
 
-use super::{Fixture, INVALID, expect_status, random_text, still_serving};
+use super::{INVALID, expect_status, random_text, still_serving, two_releases};
 use crate::helpers::{TestResult, at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_watch_starting_points_are_refused() -> TestResult {
-    let Fixture {
-        _server,
-        mut client,
-        created,
-        mut rng,
-        ..
-    } = Fixture::start().await?;
+    let (_server, mut client, created, mut rng) = two_releases().await?;
     let mut starts: Vec<(String, Start, &[Code])> = vec![
         ("position 99".into(), Start::Position(99), INVALID),
         ("position -1".into(), Start::Position(-1), INVALID),
