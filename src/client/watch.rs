@@ -56,6 +56,8 @@ pub struct WatchArgs {
 }
 
 pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
+    // From here on SIGINT and SIGTERM end the run between two messages.
+    let stop = crate::shutdown::signal();
     let saved = match &args.cursor_file {
         Some(path) => read_cursor(path)?,
         None => None,
@@ -83,7 +85,6 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
         Format::Json => Format::Jsonl,
         other => other,
     };
-    let stop = stop_signal();
     tokio::pin!(stop);
     loop {
         let message = tokio::select! {
@@ -156,26 +157,4 @@ fn save_cursor(path: Option<&Path>, cursor: &str) -> Result<(), ClientError> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signals) => {
-                signals.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
 }
