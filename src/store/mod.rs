@@ -30,11 +30,11 @@ use std::{error::Error as StdError, sync::Arc};
 
 use uuid::Uuid;
 
-use crate::proto::{Timestamp, v1::PressRelease};
+use crate::proto::{Timestamp, compare_times, v1::PressRelease};
 
 pub use self::sled::{RestoreError, SledStore};
 pub use backup::BackupInfo;
-pub use facets::{Facet, facet_hash, facet_hashes, facet_values};
+pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
 pub use writer::Writer;
@@ -159,14 +159,13 @@ impl ListQuery {
     /// walk found, since a concurrent commit may have changed it since).
     pub fn matches(&self, release: &PressRelease) -> bool {
         let time = release.publish_time.unwrap_or_default();
-        let at = (time.seconds, time.nanos);
         if let Some(after) = &self.published_at_or_after
-            && at < (after.seconds, after.nanos)
+            && compare_times(&time, after).is_lt()
         {
             return false;
         }
         if let Some(before) = &self.published_before
-            && at >= (before.seconds, before.nanos)
+            && compare_times(&time, before).is_ge()
         {
             return false;
         }

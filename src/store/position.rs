@@ -86,16 +86,13 @@ impl ListPosition {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::proto::compare_times;
     use proptest::prelude::*;
 
     /// Any time in the range protobuf allows: 0001-01-01 to 9999-12-31.
     pub(crate) fn timestamp() -> impl Strategy<Value = Timestamp> {
         (-62_135_596_800i64..253_402_300_799, 0i32..1_000_000_000)
             .prop_map(|(seconds, nanos)| Timestamp { seconds, nanos })
-    }
-
-    pub(crate) fn key(t: &Timestamp) -> (i64, i32) {
-        (t.seconds, t.nanos)
     }
 
     proptest! {
@@ -106,7 +103,7 @@ pub(crate) mod tests {
 
         #[test]
         fn time_bytes_preserve_order(a in timestamp(), b in timestamp()) {
-            prop_assert_eq!(time_bytes(&a).cmp(&time_bytes(&b)), key(&a).cmp(&key(&b)));
+            prop_assert_eq!(time_bytes(&a).cmp(&time_bytes(&b)), compare_times(&a, &b));
         }
 
         #[test]
@@ -116,7 +113,7 @@ pub(crate) mod tests {
             let (ida, idb) = (Uuid::from_u128(ia), Uuid::from_u128(ib));
             let pa = ListPosition::new(&a, &ida);
             let pb = ListPosition::new(&b, &idb);
-            let expected = key(&b).cmp(&key(&a)).then(ida.cmp(&idb));
+            let expected = compare_times(&b, &a).then(ida.cmp(&idb));
             prop_assert_eq!(pa.cmp(&pb), expected);
             prop_assert_eq!(pa.release_id(), ida);
             prop_assert_eq!(pa.publish_time(), a);

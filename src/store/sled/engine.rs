@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     proto::{
-        Timestamp,
+        Timestamp, compare_times,
         v1::{PressRelease, press_release::State},
     },
     store::{
@@ -142,13 +142,7 @@ impl Store for SledStore {
             .last_commit_time
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let commit_time = if (commit_time.seconds, commit_time.nanos)
-            < (last_commit_time.seconds, last_commit_time.nanos)
-        {
-            *last_commit_time
-        } else {
-            commit_time
-        };
+        let commit_time = std::cmp::max_by(*last_commit_time, commit_time, compare_times);
         let mut plan = Plan::new(&self.db, self.head.load(Ordering::Acquire), commit_time);
         let results = changes
             .into_iter()
@@ -297,7 +291,7 @@ impl Store for SledStore {
         for entry in self.db.scan_prefix([layout::EMBARGO]).take(limit) {
             let (key, _) = entry.map_err(StoreError::engine)?;
             let (time, id) = layout::parse_embargo_key(&key).ok_or_else(|| corrupt(&key))?;
-            if (time.seconds, time.nanos) > (now.seconds, now.nanos) {
+            if compare_times(&time, now).is_gt() {
                 break;
             }
             out.push(id);
