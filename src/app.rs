@@ -124,11 +124,6 @@ impl App {
             source,
         };
         std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
-        // Scratch files of backups that were cut short.
-        let scratch = scratch_dir(&config);
-        if scratch.exists() {
-            std::fs::remove_dir_all(&scratch).map_err(data_dir_error)?;
-        }
 
         let keys = config.keys_file.as_deref().map(Keys::load).transpose()?;
         let tls = tls_config(&config)?;
@@ -236,12 +231,8 @@ impl App {
             &writer,
             stop_indexer.clone(),
         )?;
-        let releases = PressReleases::new(
-            Arc::clone(&engine),
-            writer.clone(),
-            search_index.clone(),
-            scratch_dir(&config),
-        );
+        let releases =
+            PressReleases::new(Arc::clone(&engine), writer.clone(), search_index.clone());
         let feed = Feed::new(
             Arc::clone(&engine),
             &writer,
@@ -405,11 +396,6 @@ impl App {
         tracing::info!(log_head = store.log_head(), "stopped");
         served.map_err(AppError::from)
     }
-}
-
-/// Where backups are written before they are streamed.
-fn scratch_dir(config: &ServeConfig) -> PathBuf {
-    config.data_dir.join("backup.tmp")
 }
 
 /// Reads the TLS files, if TLS is configured.

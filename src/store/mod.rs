@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::proto::{Timestamp, compare_times, v1::PressRelease};
 
 pub use self::sled::{RestoreError, SledStore};
-pub use backup::BackupInfo;
+pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
@@ -257,6 +257,12 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a backup of everything to `out`. The caller makes sure no
     /// commit runs meanwhile (see [`Writer::exclusive`]).
     fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError>;
+
+    /// Writes a backup of everything into a scratch file of the engine's
+    /// and returns it to be read; the file is deleted when the
+    /// [`BackupFile`] is dropped. The caller makes sure no commit runs
+    /// meanwhile (see [`Writer::exclusive`]).
+    fn backup_file(&self) -> Result<BackupFile, StoreError>;
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -11,6 +11,11 @@
 //! then: 0 | u64 entry count | SHA-256 of everything before it (32)
 //! ```
 //! Integers are little-endian.
+//!
+//! Backups taken while serving are written into scratch files in
+//! [`SCRATCH_DIR`] inside the store's directory (sled leaves what it does
+//! not know there alone); what a crash left there is removed when the store
+//! is opened.
 
 use std::{
     io::{self, Read, Write},
@@ -21,6 +26,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::store::BackupInfo;
+
+/// The folder, inside the store's directory, of backups being taken.
+pub(super) const SCRATCH_DIR: &str = "backup.tmp";
 
 const MAGIC: &[u8] = b"PRESSROOM-BACKUP\n";
 const VERSION: u32 = 1;
@@ -42,6 +50,16 @@ pub enum RestoreError {
     /// The data dir already holds a store.
     #[error("{0} already holds a store; restore into an empty data dir")]
     NotEmpty(PathBuf),
+}
+
+/// Removes the scratch files of backups that were cut short from the store
+/// in `store_dir`, and returns where new ones go.
+pub(super) fn clear_scratch(store_dir: &Path) -> io::Result<PathBuf> {
+    let scratch = store_dir.join(SCRATCH_DIR);
+    match std::fs::remove_dir_all(&scratch) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(scratch),
+    }
 }
 
 /// Hashes what passes through.

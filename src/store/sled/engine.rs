@@ -12,7 +12,7 @@
 //! called from many tasks, so only the writer flushes, synchronously.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -27,7 +27,8 @@ use crate::{
         v1::{PressRelease, press_release::State},
     },
     store::{
-        BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry, Store, StoreError,
+        BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry, Store,
+        StoreError,
     },
 };
 
@@ -50,6 +51,8 @@ pub struct SledStore {
     /// Commit times never go backwards, even if the clock does.
     last_commit_time: Mutex<Timestamp>,
     poisoned: AtomicBool,
+    /// Where backups are written before they are streamed.
+    scratch: PathBuf,
 }
 
 impl SledStore {
@@ -58,6 +61,9 @@ impl SledStore {
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
         let db = open_waiting_for_lock(&config, LOCK_WAIT).map_err(StoreError::engine)?;
+        // Only now that the directory is ours: a running server's backup in
+        // progress is not a leftover.
+        let scratch = backup::clear_scratch(path).map_err(StoreError::engine)?;
         let store_id = Self::read_or_init_meta(&db)?;
         let (head, last_commit_time) = match db
             .scan_prefix([layout::LOG])
@@ -77,6 +83,7 @@ impl SledStore {
             head: AtomicU64::new(head),
             last_commit_time: Mutex::new(last_commit_time),
             poisoned: AtomicBool::new(false),
+            scratch,
         })
     }
 
@@ -331,6 +338,10 @@ impl Store for SledStore {
         .map_err(StoreError::engine)
     }
 
+    fn backup_file(&self) -> Result<BackupFile, StoreError> {
+        BackupFile::write_in(&self.scratch, |out| self.backup(out))
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(StoreError::engine)
     }
@@ -417,6 +428,26 @@ mod tests {
         }
         let store = SledStore::open(dir.path(), 16 << 20)?;
         assert!(matches!(store.get(&id), Err(StoreError::Corrupt { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn backup_scratch_files_go_with_their_reader_and_leftovers_on_open()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let scratch = dir.path().join(backup::SCRATCH_DIR);
+        let in_scratch = || -> std::io::Result<usize> { Ok(std::fs::read_dir(&scratch)?.count()) };
+        {
+            let store = SledStore::open(dir.path(), 16 << 20)?;
+            let backup = store.backup_file()?;
+            assert!(backup.info().entries > 0);
+            drop(backup);
+            assert_eq!(in_scratch()?, 0, "no file outlives its reader");
+        }
+        // A crash in the middle of a backup, with a named scratch file.
+        std::fs::write(scratch.join("backup-cut-short.tmp"), b"partial")?;
+        let _store = SledStore::open(dir.path(), 16 << 20)?;
+        assert!(!scratch.exists(), "leftovers are removed on open");
         Ok(())
     }
 
