@@ -3,9 +3,9 @@
 //! the few that must be checked inside a commit to be race-free: request-id
 //! idempotency, source uniqueness and compare-and-swap on the revision.
 //!
-//! The [`Store`] trait is what an engine provides, and [`conformance`] is
+//! The [`Store`] trait is what an engine provides, and `conformance` is
 //! the suite any engine must pass. Each engine has its own folder, as
-//! Garage's `db/` has one adapter per engine: [`sled`](self::sled) (the
+//! Garage's `db/` has one adapter per engine: [`sled`] (the
 //! [`SledStore`]) is the engine today. What every engine shares lives here:
 //! the trait and its types, the change log's [`LogEntry`], [`ListPosition`]s
 //! (what page tokens carry), the [`facets`] and their hashes, and the

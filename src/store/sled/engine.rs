@@ -1,12 +1,12 @@
 //! The sled engine itself: opening a data dir (its format version and store
-//! id, waiting out a lock sled is letting go of), the [`Store`] impl, and
-//! the reads. Everything lives in one sled tree under the prefixes of
-//! [`layout`](super::layout), so that a commit is a single atomic
-//! `apply_batch` (sled batches are atomic on one tree, across crashes too)
-//! followed by one `flush`. Only the writer task calls [`Store::commit`], so
-//! the change-log head needs no lock, and no sled transaction is needed: the
-//! commit [plans](super::plan) its batch against an in-memory overlay of what
-//! the batch has written so far.
+//! id, waiting out a lock sled is letting go of, clearing backup scratch
+//! files a crash left), the [`Store`] impl, and the reads. Everything lives
+//! in one sled tree under the prefixes of [`layout`], so that a commit is a
+//! single atomic `apply_batch` (sled batches are atomic on one tree, across
+//! crashes too) followed by one `flush`. Only the writer task calls
+//! [`Store::commit`], so the change-log head needs no lock, and no sled
+//! transaction is needed: the commit [plans](super::plan) its batch against
+//! an in-memory overlay of what the batch has written so far.
 //!
 //! Sharp edge kept in mind: sled 0.34's `flush_async` can deadlock when
 //! called from many tasks, so only the writer flushes, synchronously.
