@@ -224,7 +224,7 @@ async fn store_load(records: Arc<Vec<PressRelease>>, batch: usize) -> BenchResul
     .await?
 }
 
-/// What the entries under a key prefix are (see `store::keys`).
+/// What the entries under a key prefix are (see `store::sled::layout`).
 fn prefix_name(prefix: u8) -> String {
     match prefix {
         b'm' => "meta".into(),

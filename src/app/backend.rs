@@ -83,12 +83,7 @@ impl Backend {
             stop_indexer.clone(),
         )?;
 
-        let releases = PressReleases::new(
-            Arc::clone(&engine),
-            writer.clone(),
-            search.clone(),
-            super::scratch_dir(config),
-        );
+        let releases = PressReleases::new(Arc::clone(&engine), writer.clone(), search.clone());
         let watchers = WatcherRegistry::default();
         let feed = Feed::new(
             Arc::clone(&engine),

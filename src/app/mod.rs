@@ -21,7 +21,7 @@ mod error;
 mod grpc;
 mod side_ports;
 
-use std::{future::Future, net::SocketAddr, path::PathBuf};
+use std::{future::Future, net::SocketAddr};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -185,25 +185,12 @@ impl Bound {
     }
 }
 
-/// Creates the data dir, and removes the scratch files of backups that
-/// were cut short.
+/// Creates the data dir.
 fn prepare_data_dir(config: &ServeConfig) -> Result<(), AppError> {
-    let data_dir_error = |source| AppError::DataDir {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::DataDir {
         path: config.data_dir.clone(),
         source,
-    };
-    std::fs::create_dir_all(&config.data_dir).map_err(data_dir_error)?;
-    // Scratch files of backups that were cut short.
-    let scratch = scratch_dir(config);
-    if scratch.exists() {
-        std::fs::remove_dir_all(&scratch).map_err(data_dir_error)?;
-    }
-    Ok(())
-}
-
-/// Where backups are written before they are streamed.
-fn scratch_dir(config: &ServeConfig) -> PathBuf {
-    config.data_dir.join("backup.tmp")
+    })
 }
 
 /// Says whether authentication is on, and warns loudly when it is off.

@@ -1,15 +1,15 @@
 //! `BackupPressReleases`: a backup taken between two commits (so it is the
-//! store at one change-log position) into a scratch file under the data
-//! dir, then streamed to the caller in chunks and deleted.
+//! store at one change-log position) into the store's scratch file, then
+//! streamed to the caller in chunks. The file goes when the stream ends or
+//! the caller leaves.
 
-use std::{io::Read, path::PathBuf, sync::Arc};
+use std::io::Read;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use uuid::Uuid;
 
 use super::{DomainError, PressReleases};
-use crate::store::StoreError;
+use crate::store::BackupFile;
 
 /// Bytes per streamed chunk.
 const CHUNK: usize = 256 * 1024;
@@ -20,52 +20,39 @@ pub type BackupStream = ReceiverStream<Result<Vec<u8>, DomainError>>;
 impl PressReleases {
     /// Takes a consistent backup and streams it.
     pub async fn backup(&self) -> Result<BackupStream, DomainError> {
-        let scratch = self.scratch.clone();
-        std::fs::create_dir_all(&scratch).map_err(|e| DomainError::Internal(Box::new(e)))?;
-        let path = scratch.join(format!("backup-{}.tmp", Uuid::now_v7()));
-        let store = Arc::clone(&self.store);
-        let file_path = path.clone();
-        let info = self
+        let store = std::sync::Arc::clone(&self.store);
+        let backup = self
             .writer
-            .exclusive(move |_durable| {
-                let mut file = std::fs::File::create(&file_path).map_err(StoreError::engine)?;
-                let info = store.backup(&mut file)?;
-                file.sync_all().map_err(StoreError::engine)?;
-                Ok::<_, StoreError>(info)
-            })
+            .exclusive(move |_durable| store.backup_file())
             .await??;
+        let info = backup.info();
         tracing::info!(
             position = info.position,
             entries = info.entries,
             "backup taken; streaming it"
         );
         let (sender, receiver) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || stream_file(path, sender));
+        tokio::task::spawn_blocking(move || stream_backup(backup, sender));
         Ok(ReceiverStream::new(receiver))
     }
 }
 
-/// Sends a file in chunks, then deletes it (also when the caller leaves).
-fn stream_file(path: PathBuf, sender: mpsc::Sender<Result<Vec<u8>, DomainError>>) {
-    let sent = (|| {
-        let mut file = std::fs::File::open(&path)?;
-        loop {
-            let mut chunk = vec![0; CHUNK];
-            let n = file.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
+/// Sends a backup in chunks; dropping it at the end deletes its file.
+fn stream_backup(mut backup: BackupFile, sender: mpsc::Sender<Result<Vec<u8>, DomainError>>) {
+    loop {
+        let mut chunk = vec![0; CHUNK];
+        match backup.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => {
+                chunk.truncate(n);
+                if sender.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
             }
-            chunk.truncate(n);
-            if sender.blocking_send(Ok(chunk)).is_err() {
-                return Ok(());
+            Err(error) => {
+                let _ = sender.blocking_send(Err(DomainError::Internal(Box::new(error))));
+                return;
             }
         }
-    })();
-    if let Err(error) = sent {
-        let error: std::io::Error = error;
-        let _ = sender.blocking_send(Err(DomainError::Internal(Box::new(error))));
-    }
-    if let Err(error) = std::fs::remove_file(&path) {
-        tracing::warn!(path = %path.display(), %error, "cannot remove a backup scratch file");
     }
 }

@@ -54,24 +54,15 @@ pub struct PressReleases {
     store: Arc<dyn Store>,
     writer: Writer,
     search: SearchIndex,
-    /// Where backups are written before they are streamed.
-    scratch: std::path::PathBuf,
 }
 
 impl PressReleases {
-    /// A service over `store`, writing through `writer`, searching `search`,
-    /// writing backups to files in `scratch` before streaming them.
-    pub fn new(
-        store: Arc<dyn Store>,
-        writer: Writer,
-        search: SearchIndex,
-        scratch: std::path::PathBuf,
-    ) -> Self {
+    /// A service over `store`, writing through `writer`, searching `search`.
+    pub fn new(store: Arc<dyn Store>, writer: Writer, search: SearchIndex) -> Self {
         Self {
             store,
             writer,
             search,
-            scratch,
         }
     }
 

@@ -39,6 +39,7 @@ pub(crate) fn run(open: Open<'_>) {
         ("commit-time positions", commit_time_positions),
         ("embargo index", embargo_index),
         ("published counts", published_counts),
+        ("backups", backups),
     ];
     for (name, check) in checks {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for {name}: {e}"));
@@ -97,6 +98,23 @@ fn committed_seq(result: &super::ChangeResult) -> u64 {
 
 fn names(listed: &[(super::ListPosition, PressRelease)]) -> Vec<String> {
     listed.iter().map(|(_, r)| r.headline.clone()).collect()
+}
+
+/// A backup file holds what `backup` writes, at the log head.
+fn backups(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    commit(
+        &*store,
+        ids.iter().map(|id| create(*id, "b", &[])).collect(),
+    );
+    let mut written = Vec::new();
+    let info = ok(store.backup(&mut written));
+    let mut file = ok(store.backup_file());
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut read).unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!((file.info(), read), (info, written), "the same backup");
+    assert_eq!((info.store_id, info.position), (store.store_id(), 3));
 }
 
 fn empty_store(open: Open<'_>, dir: &Path) {

@@ -108,11 +108,6 @@ pub fn facet_hash(facet: Facet, value: &str) -> u64 {
     u64::from_le_bytes(out)
 }
 
-/// The sorted hashes of every facet value of a release.
-pub fn facet_hashes(release: &PressRelease) -> Vec<u64> {
-    hashes_of(&facet_values(release))
-}
-
 /// The sorted hashes of facet values already worked out.
 pub fn hashes_of(values: &BTreeSet<(Facet, String)>) -> Vec<u64> {
     let mut out: Vec<u64> = values

@@ -3,18 +3,24 @@
 //! the few that must be checked inside a commit to be race-free: request-id
 //! idempotency, source uniqueness and compare-and-swap on the revision.
 //!
-//! The [`Store`] trait is what an engine provides; [`SledStore`] is the
-//! engine today, and [`conformance`] is the suite any engine must pass.
+//! The [`Store`] trait is what an engine provides, and `conformance` is
+//! the suite any engine must pass. Each engine has its own folder, as
+//! Garage's `db/` has one adapter per engine: [`sled`] (the
+//! [`SledStore`]) is the engine today. What every engine shares lives here:
+//! the trait and its types, the change log's [`LogEntry`], [`ListPosition`]s
+//! (what page tokens carry), the [`facets`] and their hashes, and the
+//! [`Writer`].
+//!
 //! All writes reach an engine through the one [`Writer`] task, which batches
 //! them, commits each batch atomically, flushes once, and only then answers
 //! the callers and moves the durable head of the change log that readers
 //! follow.
 
-pub mod backup;
+mod backup;
 pub mod facets;
-pub mod keys;
-mod record;
-mod sled_store;
+mod log;
+mod position;
+pub mod sled;
 mod writer;
 
 #[cfg(test)]
@@ -22,15 +28,15 @@ pub(crate) mod conformance;
 
 use std::{error::Error as StdError, sync::Arc};
 
-use crate::proto::Timestamp;
 use uuid::Uuid;
 
-use crate::proto::v1::PressRelease;
+use crate::proto::{Timestamp, compare_times, v1::PressRelease};
 
-pub use facets::{Facet, facet_hash, facet_hashes, facet_values};
-pub use keys::ListPosition;
-pub use record::{ChangeKind, LogEntry};
-pub use sled_store::SledStore;
+pub use self::sled::{RestoreError, SledStore};
+pub use backup::{BackupFile, BackupInfo};
+pub use facets::{Facet, facet_hash, facet_values};
+pub use log::{ChangeKind, LogEntry};
+pub use position::ListPosition;
 pub use writer::Writer;
 
 /// What went wrong in the storage layer.
@@ -153,14 +159,13 @@ impl ListQuery {
     /// walk found, since a concurrent commit may have changed it since).
     pub fn matches(&self, release: &PressRelease) -> bool {
         let time = release.publish_time.unwrap_or_default();
-        let at = (time.seconds, time.nanos);
         if let Some(after) = &self.published_at_or_after
-            && at < (after.seconds, after.nanos)
+            && compare_times(&time, after).is_lt()
         {
             return false;
         }
         if let Some(before) = &self.published_before
-            && at >= (before.seconds, before.nanos)
+            && compare_times(&time, before).is_ge()
         {
             return false;
         }
@@ -251,7 +256,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a backup of everything to `out`. The caller makes sure no
     /// commit runs meanwhile (see [`Writer::exclusive`]).
-    fn backup(&self, out: &mut dyn std::io::Write) -> Result<backup::BackupInfo, StoreError>;
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError>;
+
+    /// Writes a backup of everything into a scratch file of the engine's
+    /// and returns it to be read; the file is deleted when the
+    /// [`BackupFile`] is dropped. The caller makes sure no commit runs
+    /// meanwhile (see [`Writer::exclusive`]).
+    fn backup_file(&self) -> Result<BackupFile, StoreError>;
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use crate::proto::Timestamp;
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
@@ -179,7 +178,7 @@ async fn commit(store: &Arc<dyn Store>, batch: Vec<Pending>) -> bool {
     let count = changes.len();
     metrics::histogram!("pressroom_write_batch_size").record(count as f64);
     let store = Arc::clone(store);
-    let outcome = tokio::task::spawn_blocking(move || store.commit(changes, now()))
+    let outcome = tokio::task::spawn_blocking(move || store.commit(changes, crate::proto::now()))
         .await
         .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
     match outcome {
@@ -200,8 +199,4 @@ async fn commit(store: &Arc<dyn Store>, batch: Vec<Pending>) -> bool {
             false
         }
     }
-}
-
-fn now() -> Timestamp {
-    crate::proto::now()
 }

@@ -1,0 +1,509 @@
+//! The sled engine itself: opening a data dir (its format version and store
+//! id, waiting out a lock sled is letting go of, clearing backup scratch
+//! files a crash left), the [`Store`] impl, and the reads. Everything lives
+//! in one sled tree under the prefixes of [`layout`], so that a commit is a
+//! single atomic `apply_batch` (sled batches are atomic on one tree, across
+//! crashes too) followed by one `flush`. Only the writer task calls
+//! [`Store::commit`], so the change-log head needs no lock, and no sled
+//! transaction is needed: the commit [plans](super::plan) its batch against
+//! an in-memory overlay of what the batch has written so far.
+//!
+//! Sharp edge kept in mind: sled 0.34's `flush_async` can deadlock when
+//! called from many tasks, so only the writer flushes, synchronously.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use uuid::Uuid;
+
+use crate::{
+    proto::{
+        Timestamp, compare_times,
+        v1::{PressRelease, press_release::State},
+    },
+    store::{
+        BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry, Store,
+        StoreError,
+    },
+};
+
+use super::{
+    backup::{self, RestoreError},
+    layout,
+    plan::Plan,
+    record::{corrupt, decode_count, open, open_message, seal, unwrap_record},
+    walk::walk,
+};
+
+/// The on-disk format this build reads and writes.
+const FORMAT_VERSION: u32 = 3;
+
+/// A [`Store`] on a sled database in a directory.
+pub struct SledStore {
+    db: sled::Db,
+    store_id: Uuid,
+    head: AtomicU64,
+    /// Commit times never go backwards, even if the clock does.
+    last_commit_time: Mutex<Timestamp>,
+    poisoned: AtomicBool,
+    /// Where backups are written before they are streamed.
+    scratch: PathBuf,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `path`, with a page cache of
+    /// `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+        let db = open_waiting_for_lock(&config, LOCK_WAIT).map_err(StoreError::engine)?;
+        // Only now that the directory is ours: a running server's backup in
+        // progress is not a leftover.
+        let scratch = backup::clear_scratch(path).map_err(StoreError::engine)?;
+        let store_id = Self::read_or_init_meta(&db)?;
+        let (head, last_commit_time) = match db
+            .scan_prefix([layout::LOG])
+            .next_back()
+            .transpose()
+            .map_err(StoreError::engine)?
+        {
+            Some((key, value)) => {
+                let entry: LogEntry = open_message(&key, &value)?;
+                (entry.seq, entry.commit_time.unwrap_or_default())
+            }
+            None => (0, Timestamp::default()),
+        };
+        Ok(Self {
+            db,
+            store_id,
+            head: AtomicU64::new(head),
+            last_commit_time: Mutex::new(last_commit_time),
+            poisoned: AtomicBool::new(false),
+            scratch,
+        })
+    }
+
+    fn read_or_init_meta(db: &sled::Db) -> Result<Uuid, StoreError> {
+        let format_key = layout::meta_key("format");
+        let id_key = layout::meta_key("store_id");
+        match db.get(&format_key).map_err(StoreError::engine)? {
+            Some(value) => {
+                let bytes: [u8; 4] = open(&format_key, &value)?
+                    .try_into()
+                    .map_err(|_| corrupt(&format_key))?;
+                let found = u32::from_le_bytes(bytes);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                let value = db
+                    .get(&id_key)
+                    .map_err(StoreError::engine)?
+                    .ok_or_else(|| corrupt(&id_key))?;
+                Uuid::from_slice(open(&id_key, &value)?).map_err(|_| corrupt(&id_key))
+            }
+            None => {
+                if db.iter().next().is_some() {
+                    return Err(corrupt(&format_key));
+                }
+                let store_id = Uuid::new_v4();
+                let mut batch = sled::Batch::default();
+                batch.insert(id_key, seal(store_id.as_bytes()));
+                batch.insert(format_key, seal(&FORMAT_VERSION.to_le_bytes()));
+                db.apply_batch(batch).map_err(StoreError::engine)?;
+                db.flush().map_err(StoreError::engine)?;
+                Ok(store_id)
+            }
+        }
+    }
+
+    fn read_release(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        let key = layout::release_key(id);
+        match self.db.get(&key).map_err(StoreError::engine)? {
+            Some(value) => unwrap_record(&key, open_message(&key, &value)?).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn store_id(&self) -> Uuid {
+        self.store_id
+    }
+
+    fn commit(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<Vec<ChangeResult>, StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StoreError::Poisoned);
+        }
+        let mut last_commit_time = self
+            .last_commit_time
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let commit_time = std::cmp::max_by(*last_commit_time, commit_time, compare_times);
+        let mut plan = Plan::new(&self.db, self.head.load(Ordering::Acquire), commit_time);
+        let results = changes
+            .into_iter()
+            .map(|change| plan.apply(change))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some((batch, head)) = plan.into_batch() else {
+            return Ok(results);
+        };
+        let durable = self
+            .db
+            .apply_batch(batch)
+            .and_then(|()| {
+                self.head.store(head, Ordering::Release);
+                let flushing = std::time::Instant::now();
+                let flushed = self.db.flush();
+                metrics::histogram!("pressroom_flush_seconds")
+                    .record(flushing.elapsed().as_secs_f64());
+                flushed
+            })
+            .map_err(StoreError::engine);
+        if let Err(error) = durable {
+            // What was applied may or may not be on disk; refuse to build on it.
+            self.poisoned.store(true, Ordering::Release);
+            return Err(error);
+        }
+        *last_commit_time = commit_time;
+        Ok(results)
+    }
+
+    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        self.read_release(id)
+    }
+
+    fn list(
+        &self,
+        query: &ListQuery,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
+        let mut out = Vec::new();
+        walk(&self.db, query, after, &mut |position| {
+            // The index walk is not a snapshot: a commit may have changed the
+            // release since its index entry was read. Keep it only if it is
+            // still published at this place and still matches.
+            if let Some(release) = self.read_release(&position.release_id())? {
+                let current = ListPosition::new(
+                    &release.publish_time.unwrap_or_default(),
+                    &position.release_id(),
+                );
+                if release.state() == State::Published
+                    && current == position
+                    && query.matches(&release)
+                {
+                    out.push((position, release));
+                }
+            }
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
+    fn published_times(
+        &self,
+        query: &ListQuery,
+        visit: &mut dyn FnMut(Timestamp),
+    ) -> Result<(), StoreError> {
+        walk(&self.db, query, None, &mut |position| {
+            visit(position.publish_time());
+            Ok(true)
+        })
+    }
+
+    fn published_total(&self) -> Result<u64, StoreError> {
+        let key = layout::total_count_key();
+        match self.db.get(&key).map_err(StoreError::engine)? {
+            Some(value) => decode_count(&key, &value),
+            None => Ok(0),
+        }
+    }
+
+    fn published_per_hour(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        if from_hour >= to_hour {
+            return Ok(out);
+        }
+        for entry in self
+            .db
+            .range(layout::hour_count_key(from_hour)..layout::hour_count_key(to_hour))
+        {
+            let (key, value) = entry.map_err(StoreError::engine)?;
+            let hour = layout::hour_from_count_key(&key).ok_or_else(|| corrupt(&key))?;
+            out.push((hour, decode_count(&key, &value)?));
+        }
+        Ok(out)
+    }
+
+    fn log_head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let range = layout::log_key(after.saturating_add(1))..=layout::log_key(up_to);
+        self.db
+            .range(range)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(StoreError::engine)?;
+                open_message(&key, &value)
+            })
+            .collect()
+    }
+
+    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
+        let start = layout::commit_time_prefix(time);
+        match self.db.range(start..vec![layout::COMMIT_TIME + 1]).next() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(StoreError::engine)?;
+                let seq = layout::seq_from_commit_time_key(&key).ok_or_else(|| corrupt(&key))?;
+                Ok(seq.saturating_sub(1))
+            }
+            None => Ok(self.log_head()),
+        }
+    }
+
+    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
+        match self.db.scan_prefix([layout::EMBARGO]).next() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(StoreError::engine)?;
+                layout::parse_embargo_key(&key)
+                    .map(Some)
+                    .ok_or_else(|| corrupt(&key))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([layout::EMBARGO]).take(limit) {
+            let (key, _) = entry.map_err(StoreError::engine)?;
+            let (time, id) = layout::parse_embargo_key(&key).ok_or_else(|| corrupt(&key))?;
+            if compare_times(&time, now).is_gt() {
+                break;
+            }
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([layout::EMBARGO]) {
+            let (key, _) = entry.map_err(StoreError::engine)?;
+            let (_, id) = layout::parse_embargo_key(&key).ok_or_else(|| corrupt(&key))?;
+            if let Some(release) = self.read_release(&id)? {
+                out.push(release);
+            }
+        }
+        Ok(out)
+    }
+
+    fn embargoes_pending(&self) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for entry in self.db.scan_prefix([layout::EMBARGO]) {
+            entry.map_err(StoreError::engine)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
+        backup::write(
+            &self.db,
+            self.store_id,
+            FORMAT_VERSION,
+            self.log_head(),
+            out,
+        )
+        .map_err(StoreError::engine)
+    }
+
+    fn backup_file(&self) -> Result<BackupFile, StoreError> {
+        BackupFile::write_in(&self.scratch, |out| self.backup(out))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(StoreError::engine)
+    }
+}
+
+impl SledStore {
+    /// Restores a backup into `data_dir` (its `store` folder must not hold
+    /// a store yet).
+    pub fn restore(
+        input: &mut dyn std::io::Read,
+        data_dir: &Path,
+    ) -> Result<BackupInfo, RestoreError> {
+        backup::restore(input, data_dir, FORMAT_VERSION)
+    }
+}
+
+/// How long opening waits for another holder of the data dir's lock to let
+/// go of it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the database, waiting up to `wait` while its directory lock is
+/// held. sled 0.34 lets go of the lock from a background thread some moments
+/// after the last handle is dropped (spacejam/sled#1289), so a database this
+/// process has just closed (a restart in place, a restore then serve) can be
+/// briefly locked; another process holding it for longer still gets the
+/// error.
+fn open_waiting_for_lock(
+    config: &sled::Config,
+    wait: std::time::Duration,
+) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(error))
+                if is_lock_contention(&error) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Whether opening failed because the directory lock is held. sled 0.34
+/// reports it as an `Other` I/O error whose text names the lock (its
+/// `Config::open`), the underlying `WouldBlock` only in that text.
+fn is_lock_contention(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Other
+        && error.to_string().starts_with("could not acquire lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        conformance::run(&|dir: &Path| {
+            SledStore::open(dir, 16 << 20)
+                .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Store>)
+        });
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_record_is_reported_not_returned()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let id = Uuid::now_v7();
+        {
+            let store = SledStore::open(dir.path(), 16 << 20)?;
+            store.commit(
+                vec![conformance::create(id, "Flip me", &["Tech"])],
+                Timestamp::default(),
+            )?;
+            let key = layout::release_key(&id);
+            let mut value = store.db.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
+            let last = value.len() - 1;
+            value[last] ^= 0x01;
+            store.db.insert(&key, value)?;
+            store.db.flush()?;
+        }
+        let store = SledStore::open(dir.path(), 16 << 20)?;
+        assert!(matches!(store.get(&id), Err(StoreError::Corrupt { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn backup_scratch_files_go_with_their_reader_and_leftovers_on_open()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let scratch = dir.path().join(backup::SCRATCH_DIR);
+        let in_scratch = || -> std::io::Result<usize> { Ok(std::fs::read_dir(&scratch)?.count()) };
+        {
+            let store = SledStore::open(dir.path(), 16 << 20)?;
+            let backup = store.backup_file()?;
+            assert!(backup.info().entries > 0);
+            drop(backup);
+            assert_eq!(in_scratch()?, 0, "no file outlives its reader");
+        }
+        // A crash in the middle of a backup, with a named scratch file.
+        std::fs::write(scratch.join("backup-cut-short.tmp"), b"partial")?;
+        let _store = SledStore::open(dir.path(), 16 << 20)?;
+        assert!(!scratch.exists(), "leftovers are removed on open");
+        Ok(())
+    }
+
+    #[test]
+    fn opening_waits_while_the_lock_is_let_go() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_path_buf();
+        // Another handle holds the directory's lock, and lets go of it a
+        // moment later.
+        let held = sled::open(&path)?;
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let store = SledStore::open(&path, 16 << 20);
+        releaser
+            .join()
+            .map_err(|_| "the releasing thread panicked")?;
+        assert!(
+            store.is_ok(),
+            "opened once the lock was free: {:?}",
+            store.err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_lock_held_for_good_is_an_error_after_the_wait() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let _held = sled::open(dir.path())?;
+        let config = sled::Config::new().path(dir.path());
+        let started = std::time::Instant::now();
+        let opened = open_waiting_for_lock(&config, std::time::Duration::from_millis(200));
+        assert!(
+            matches!(&opened, Err(sled::Error::Io(e)) if is_lock_contention(e)),
+            "the lock error, once the wait is over: {:?}",
+            opened.err()
+        );
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_a_data_dir_of_another_format() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let store = SledStore::open(dir.path(), 16 << 20)?;
+            store
+                .db
+                .insert(layout::meta_key("format"), seal(&99u32.to_le_bytes()))?;
+            store.db.flush()?;
+        }
+        assert!(matches!(
+            SledStore::open(dir.path(), 16 << 20),
+            Err(StoreError::UnsupportedFormat { found: 99, .. })
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! The sled engine: one embedded sled database in a directory, behind the
+//! [`Store`](crate::store::Store) trait. Split by job:
+//!
+//! - `engine`: the [`SledStore`] itself: opening, the `Store` impl, reads.
+//! - `plan`: how a commit's changes become one atomic sled batch.
+//! - `walk`: the index walk (leapfrog join of facet indexes) behind `List`.
+//! - `layout`: the key layout of the one keyspace.
+//! - `record`: how values are encoded and checksummed.
+//! - `backup`: the backup format, written and restored.
+//!
+//! Nothing outside this folder knows sled's keys, values or files.
+
+mod backup;
+mod engine;
+mod layout;
+mod plan;
+mod record;
+mod walk;
+
+pub use backup::RestoreError;
+pub use engine::SledStore;
