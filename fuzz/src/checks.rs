@@ -391,6 +391,7 @@ pub fn stored_release() -> PressRelease {
                 exchange: "NYSE".into(),
                 symbol: "ACME".into(),
             }],
+            ..Default::default()
         }),
         revision: 3,
         etag: "eba210e44565cf96".into(),

@@ -80,6 +80,7 @@ pub fn parse_feed(bytes: &[u8], provider_hint: Option<&str>) -> Result<Vec<FeedI
                         .first()
                         .map(|l| l.href.clone())
                         .unwrap_or_default(),
+                    ..Default::default()
                 }),
                 headline: entry.title.as_ref().map(text).unwrap_or_default(),
                 summary,

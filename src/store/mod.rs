@@ -82,6 +82,16 @@ pub enum Change {
     /// Replace a press release's record if its revision is still the one
     /// expected (compare-and-swap).
     Replace(Replacement),
+    /// Replace a press release's record with a later version of its source
+    /// (compare-and-swap as for `Replace`), and make the source claim hold
+    /// the new content's fingerprint, so that the same version sent again is
+    /// found as a duplicate.
+    Supersede {
+        /// The new record.
+        replacement: Replacement,
+        /// Fingerprint of the caller's content of the new version.
+        fingerprint: Vec<u8>,
+    },
 }
 
 /// A press release to create, fully formed (name, times, revision, etag).

@@ -57,6 +57,10 @@ impl<'a> Plan<'a> {
         match change {
             Change::Create(create) => self.create(create),
             Change::Replace(replace) => self.replace(replace),
+            Change::Supersede {
+                replacement,
+                fingerprint,
+            } => self.supersede(replacement, fingerprint),
         }
     }
 
@@ -166,6 +170,29 @@ impl<'a> Plan<'a> {
             release: replace.release,
             seq,
         }))
+    }
+
+    fn supersede(
+        &mut self,
+        replace: Replacement,
+        fingerprint: Vec<u8>,
+    ) -> Result<ChangeResult, StoreError> {
+        let id = replace.id;
+        let source = replace
+            .release
+            .source
+            .as_ref()
+            .filter(|s| !s.provider.is_empty())
+            .map(|s| layout::source_key(&s.provider, &s.item_id));
+        let result = self.replace(replace)?;
+        if let (Ok(Applied::Committed { .. }), Some(key)) = (&result, source) {
+            let claim = SourceClaim {
+                release_id: id.as_bytes().to_vec(),
+                fingerprint,
+            };
+            self.put(key, seal_message(&claim));
+        }
+        Ok(result)
     }
 
     /// Writes a record, moves its index entries and appends its log entry.
