@@ -330,3 +330,120 @@ fn collect_lines(node: Node<'_, '_>, lines: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_business_wire_release_field_by_field() -> Result<(), String> {
+        let items = parse(
+            include_bytes!(
+                "../../tests/fixtures/formats/businesswire-newsml-1.2-20130731006140.xml"
+            ),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        assert_eq!(items.len(), 1);
+        let release = items[0].release.clone()?;
+        let source = release.source.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                source.provider.as_str(),
+                source.item_id.as_str(),
+                source.version
+            ),
+            (
+                "businesswire.com",
+                "urn:newsml:businesswire.com:20010714:20130731006140",
+                1
+            )
+        );
+        assert_eq!(
+            release.headline,
+            "Lunch Taking a Toll? Let Applebee’s® Industrial Strength Lunch Decoy Stand In"
+        );
+        assert_eq!(
+            release.subheadline,
+            "With a Year’s Worth of Lunch Combos Starting at $6.99, New 62-Inch, 12-Gauge Vinyl Model Built to Endure Even More Mundane Work Situations"
+        );
+        let dateline = release.dateline.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                dateline.text.as_str(),
+                dateline.locality.as_str(),
+                dateline.region.as_str(),
+                dateline.country_code.as_str()
+            ),
+            ("KANSAS CITY, Mo.", "Kansas City", "Missouri", "US")
+        );
+        assert_eq!(release.language, "en");
+        let issuer = release.issuer.clone().unwrap_or_default();
+        assert_eq!(issuer.name, "Applebee’s");
+        assert_eq!(
+            issuer
+                .tickers
+                .iter()
+                .map(|t| (t.exchange.as_str(), t.symbol.as_str()))
+                .collect::<Vec<_>>(),
+            [("NYSE", "DIN")]
+        );
+        assert_eq!(
+            release.industries,
+            [
+                "Other Consumer",
+                "Restaurant/Bar",
+                "Retail",
+                "Food/Beverage",
+                "Consumer"
+            ]
+        );
+        assert_eq!(release.subjects, ["Product/Service", "Photo/Multimedia"]);
+        // 20130731T153200+0000
+        assert_eq!(release.publish_time.map(|t| t.seconds), Some(1_375_284_720));
+        assert!(
+            release
+                .body
+                .starts_with("<p>\n      With more Applebee’s<sup>®</sup> Lunch Combos")
+        );
+        assert!(
+            release
+                .body
+                .contains("<span class=\"bwuline\">Classic Turkey Breast Sandwich</span>")
+        );
+        assert_eq!(release.contacts.len(), 2);
+        assert_eq!(
+            (
+                release.contacts[0].organization.as_str(),
+                release.contacts[0].name.as_str(),
+                release.contacts[0].phone.as_str(),
+                release.contacts[0].email.as_str()
+            ),
+            (
+                "Crossroads",
+                "Chase Wagner",
+                "816-877-5219",
+                "cwagner@crossroads.us"
+            )
+        );
+        assert_eq!(
+            (
+                release.contacts[1].organization.as_str(),
+                release.contacts[1].name.as_str()
+            ),
+            ("Applebee’s", "Dan Smith")
+        );
+        assert_eq!(
+            release.media.len(),
+            9,
+            "six video renditions and three logos"
+        );
+        assert_eq!(release.media[3].mime_type, "video/x-ms-wmv");
+        assert!(
+            release.media[0]
+                .caption
+                .starts_with("Now that Applebee's has over 200 lunch combos")
+        );
+        Ok(())
+    }
+}

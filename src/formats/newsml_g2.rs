@@ -280,7 +280,19 @@ fn dateline_of(meta: Node<'_, '_>) -> Option<Dateline> {
                 })
         };
         if let Some(city) = name_or_code(located) {
-            parts.locality = dateline::title_case(&city);
+            // A name such as `New York, NY` says more than the city.
+            let read = dateline::from_printed(&city);
+            parts.locality = if read.locality.is_empty() {
+                dateline::title_case(&city)
+            } else {
+                read.locality
+            };
+            if !read.region.is_empty() {
+                parts.region = read.region;
+            }
+            if !read.country_code.is_empty() {
+                parts.country_code = read.country_code;
+            }
         }
         for broader in children(located, "broader") {
             let kind = broader.attribute("type").unwrap_or_default();
@@ -420,6 +432,154 @@ mod tests {
                 None
             )
             .is_err()
+        );
+        Ok(())
+    }
+
+    fn only(bytes: &[u8]) -> Result<PressRelease, String> {
+        let items = parse(bytes, None).map_err(|e| e.to_string())?;
+        assert_eq!(items.len(), 1);
+        items
+            .into_iter()
+            .next()
+            .map_or(Err("none".into()), |i| i.release)
+    }
+
+    #[test]
+    fn a_dpa_story_field_by_field() -> Result<(), String> {
+        let release = only(include_bytes!(
+            "../../tests/fixtures/formats/dpa-g2-with-dateline.xml"
+        ))?;
+        let source = release.source.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                source.provider.as_str(),
+                source.item_id.as_str(),
+                source.version
+            ),
+            ("dpa", "urn:newsml:dpa.com:20090101:250128-930-357319", 2)
+        );
+        assert_eq!(
+            release.headline,
+            "DeepSeek-Schock aus China: Zeichen für KI-Zeitenwende?"
+        );
+        assert_eq!(release.subheadline, "Künstliche Intelligenz");
+        assert!(release.summary.starts_with("Dass ein Start-up aus China"));
+        assert_eq!(release.language, "de");
+        let dateline = release.dateline.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                dateline.text.as_str(),
+                dateline.locality.as_str(),
+                dateline.country_code.as_str()
+            ),
+            ("New York", "New York", "US")
+        );
+        assert_eq!(
+            release.subjects,
+            ["Internet", "Börse"],
+            "places are not subjects"
+        );
+        assert_eq!(release.channels, ["bdt", "edi", "edt", "erd", "wi"]);
+        assert!(
+            release.keywords.contains(&"medtop:20000394".to_string()),
+            "qcodes kept"
+        );
+        // versionCreated 2025-01-28T09:18:34+01:00 (no firstCreated).
+        assert_eq!(release.publish_time.map(|t| t.seconds), Some(1_738_052_314));
+        assert_eq!(release.body_format(), BodyFormat::Html);
+        assert!(
+            !release.body.contains("<header"),
+            "the header repeats the headline"
+        );
+        assert!(
+            release
+                .body
+                .contains("<h2>Kalte Füße an der Wall Street</h2>")
+        );
+        assert!(
+            release
+                .body
+                .contains("Ein Chatbot aus China schockt die Wall Street")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_embargoed_dpa_story() -> Result<(), String> {
+        let release = only(include_bytes!(
+            "../../tests/fixtures/formats/dpa-g2-embargoed.xml"
+        ))?;
+        // 2025-01-23T19:00:00+01:00; the publish time follows the embargo.
+        assert_eq!(release.embargo_time.map(|t| t.seconds), Some(1_737_655_200));
+        assert_eq!(release.publish_time, None);
+        assert_eq!(
+            release.headline,
+            "Steinmeier: Russland zerstört kulturelles Erbe der Ukraine"
+        );
+        assert_eq!(
+            release.dateline.map(|d| (d.locality, d.country_code)),
+            Some(("Berlin".into(), "DE".into()))
+        );
+        assert_eq!(release.media.len(), 1, "the seeAlso link");
+        assert_eq!(release.media[0].url, "https://dpaq.de/FFJbkHx");
+        assert_eq!(release.media[0].caption, "Informationen zur Ausstellung");
+        Ok(())
+    }
+
+    #[test]
+    fn iptc_examples() -> Result<(), String> {
+        // LISTING 1 has no body: reported, with its guid.
+        let items = parse(
+            include_bytes!("../../tests/fixtures/formats/iptc-g2-listing-1-news-item.xml"),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        assert_eq!(
+            items[0].id,
+            "urn:newsml:acmenews.com:20161018:US-FINANCE-FED"
+        );
+        assert!(
+            items[0]
+                .release
+                .clone()
+                .err()
+                .unwrap_or_default()
+                .contains("no body")
+        );
+        // LISTING 2: a NITF body, a located city, an infoSource.
+        let release = only(include_bytes!(
+            "../../tests/fixtures/formats/iptc-g2-listing-2-text-nitf.xml"
+        ))?;
+        assert_eq!(release.headline, "Fed to halt QE to avert \"bubble\"");
+        assert_eq!(release.language, "en-US");
+        assert_eq!(
+            release.subjects,
+            [
+                "economy, business and finance",
+                "central bank",
+                "money and monetary policy"
+            ]
+        );
+        assert_eq!(
+            release.issuer.map(|i| i.name),
+            Some("Associated Press".into())
+        );
+        assert_eq!(
+            release.source.map(|s| (s.provider, s.version)),
+            Some(("acmenews.com".into(), 10))
+        );
+        assert!(
+            release
+                .body
+                .starts_with("<p>(New York, NY - October 21) Et, sent luptat")
+        );
+        assert!(!release.body.contains("hedline"), "body.head is left out");
+        assert_eq!(
+            release
+                .dateline
+                .map(|d| (d.locality, d.region, d.country_code)),
+            Some(("New York".into(), "New York".into(), "US".into()))
         );
         Ok(())
     }

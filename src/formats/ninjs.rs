@@ -729,4 +729,81 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn the_business_wire_release_as_ninjs_3() {
+        let object: Value = serde_json::from_slice(include_bytes!(
+            "../../tests/fixtures/formats/businesswire-ninjs-3.0-20130731006140.json"
+        ))
+        .unwrap_or_default();
+        let item = from_value(&object, None);
+        let release = item.release.unwrap_or_default();
+        let source = release.source.clone().unwrap_or_default();
+        assert_eq!(
+            (
+                source.provider.as_str(),
+                source.item_id.as_str(),
+                source.version
+            ),
+            (
+                "businesswire.com",
+                "http://www.businesswire.com/news/home/20130731006140/en",
+                1
+            )
+        );
+        assert_eq!(
+            source.url,
+            "http://www.businesswire.com/news/home/20130731006140/en"
+        );
+        assert_eq!(
+            release.headline,
+            "Lunch Taking a Toll? Let Applebee’s® Industrial Strength Lunch Decoy Stand In"
+        );
+        assert_eq!(release.language, "en");
+        assert_eq!(release.subjects.len(), 10);
+        assert_eq!(release.subjects[3], "Restaurant/Bar");
+        assert_eq!(release.body_format(), BodyFormat::Html);
+        assert!(
+            release
+                .body
+                .starts_with("With more Applebee’s<sup >®</sup> Lunch Combos")
+        );
+        assert_eq!(release.publish_time.map(|t| t.seconds), Some(1_375_284_720));
+        assert_eq!(release.media.len(), 9);
+        assert_eq!(release.media[6].mime_type, "video/x-ms-wmv");
+    }
+
+    #[test]
+    fn an_ntb_item_as_ninjs_2() {
+        let object: Value = serde_json::from_slice(include_bytes!(
+            "../../tests/fixtures/formats/ntb-ninjs-2.0-text.json"
+        ))
+        .unwrap_or_default();
+        let item = from_value(&object, None);
+        assert!(item.notes.iter().any(|n| n.contains("no body")), "{item:?}");
+        let release = item.release.unwrap_or_default();
+        assert_eq!(release.headline, "Google har kjøpt giganttomt i Skien");
+        assert_eq!(release.language, "nb-NO");
+        assert!(
+            release
+                .body
+                .starts_with("IT-giganten Google har kjøpt en tomt")
+        );
+        assert_eq!(release.body_format(), BodyFormat::PlainText);
+        assert_eq!(
+            release.subjects,
+            ["Innenriks", "Teknologi", "Industri", "Olje og energi"]
+        );
+        // firstcreated, not versioncreated.
+        assert_eq!(release.publish_time.map(|t| t.seconds), Some(1_565_343_004));
+        let source = release.source.unwrap_or_default();
+        assert_eq!(
+            (
+                source.provider.as_str(),
+                source.item_id.as_str(),
+                source.version
+            ),
+            ("ninjs", "8d19cf88-b3ab-4972-8fec-1207599f2872", 6)
+        );
+    }
 }
