@@ -420,11 +420,14 @@ async fn a_ninjs_export_reads_back_into_a_fresh_server() -> TestResult {
     Ok(())
 }
 
+/// A scripted response: status, ETag, body.
+type Scripted = (u16, Option<String>, Vec<u8>);
+
 /// A scripted HTTP server: each request takes the next response of the
 /// script (the last one repeats) and records its conditional headers.
 #[derive(Clone, Default)]
 struct Script {
-    responses: Arc<Mutex<VecDeque<(u16, Option<String>, Vec<u8>)>>>,
+    responses: Arc<Mutex<VecDeque<Scripted>>>,
     seen: Arc<Mutex<Vec<Option<String>>>>,
 }
 
