@@ -110,15 +110,15 @@ struct Poll {
 /// Why a poll failed (it is retried after a back-off).
 #[derive(Debug, thiserror::Error)]
 enum PollError {
-    #[error("fetching failed: {0}")]
+    #[error("fetching failed")]
     Http(#[from] reqwest::Error),
     #[error("HTTP status {0}")]
     Status(u16),
     #[error("the document is larger than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge,
-    #[error("the document cannot be read: {0}")]
+    #[error("the document cannot be read")]
     Document(#[from] formats::FeedError),
-    #[error("the server refused the import: {0}")]
+    #[error("the server refused the import")]
     Import(#[from] tonic::Status),
     #[error("the server cannot be reached: {0}")]
     Connect(String),
@@ -213,7 +213,7 @@ pub(super) async fn follow(args: FollowArgs) -> Result<(), ClientError> {
                 }
                 eprintln!(
                     "follow url={url} error={:?} failures={} took_ms={took} next_in={}s",
-                    error.to_string(),
+                    crate::telemetry::chain(&error),
                     due[index].1,
                     wait.as_secs_f64()
                 );
