@@ -28,6 +28,7 @@ pub(crate) fn run(open: Open<'_>) {
         ("create, get and the log", create_get_and_log),
         ("request ids", request_ids),
         ("source uniqueness", source_uniqueness),
+        ("a later version of a source", supersede),
         ("compare and swap", compare_and_swap),
         (
             "list order, filters and bounds",
@@ -206,6 +207,55 @@ fn source_uniqueness(open: Open<'_>, dir: &Path) {
         matches!(&results[0], Err(Rejected::SourceTaken(r)) if r.name.ends_with(&first.to_string()))
     );
     assert_eq!(store.log_head(), 1);
+}
+
+fn supersede(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let sourced = |id: Uuid, fingerprint: &str| {
+        let Change::Create(mut create) = create(id, "v1", &[]) else {
+            unreachable!()
+        };
+        create.source = Some(("wire".into(), "item-1".into()));
+        create.fingerprint = fingerprint.as_bytes().to_vec();
+        Change::Create(create)
+    };
+    let id = Uuid::now_v7();
+    commit(&*store, vec![sourced(id, "v1")]);
+    let supersede = |expected: i64, headline: &str| {
+        let mut next = release(id, headline, &[], 1_700_000_000);
+        next.revision = expected + 1;
+        next.source = Some(crate::proto::v1::Source {
+            provider: "wire".into(),
+            item_id: "item-1".into(),
+            version: 2,
+            ..Default::default()
+        });
+        Change::Supersede {
+            replacement: Replacement {
+                id,
+                expected_revision: expected,
+                release: next,
+                kind: ChangeKind::Updated,
+            },
+            fingerprint: b"v2".to_vec(),
+        }
+    };
+    // Compare-and-swap as for Replace: the stale one changes nothing.
+    let results = commit(&*store, vec![supersede(1, "v2"), supersede(1, "v2-lost")]);
+    assert_eq!(committed_seq(&results[0]), 2);
+    assert!(matches!(&results[1], Err(Rejected::Stale(r)) if r.headline == "v2"));
+    // The claim now holds the new fingerprint: v2 again is the existing
+    // release, v1 again (its old fingerprint) is other content.
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "v2")]);
+    assert!(matches!(&results[0], Ok(Applied::Existing(r)) if r.headline == "v2"));
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "v1")]);
+    assert!(matches!(&results[0], Err(Rejected::SourceTaken(r)) if r.headline == "v2"));
+    assert_eq!(store.log_head(), 2);
+    // It survives reopening like every other write.
+    drop(store);
+    let store = ok(open(dir));
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "v2")]);
+    assert!(matches!(&results[0], Ok(Applied::Existing(r)) if r.headline == "v2"));
 }
 
 fn compare_and_swap(open: Open<'_>, dir: &Path) {
