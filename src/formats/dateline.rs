@@ -123,27 +123,7 @@ pub fn from_printed(printed: &str) -> Dateline {
 /// A date or weekday in a dateline: `Oct. 05`, `2026`, `Monday`, `8 Feb`.
 fn is_date_part(part: &str) -> bool {
     let words: Vec<&str> = part.split_whitespace().collect();
-    let month = |w: &str| {
-        let w = w.trim_end_matches('.').to_ascii_lowercase();
-        w.len() >= 3
-            && [
-                "january",
-                "february",
-                "march",
-                "april",
-                "may",
-                "june",
-                "july",
-                "august",
-                "september",
-                "sept",
-                "october",
-                "november",
-                "december",
-            ]
-            .iter()
-            .any(|m| m.starts_with(&w))
-    };
+    let month = |w: &str| super::dates::month(w.trim_end_matches('.')).is_some();
     let number = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit());
     let weekday = |w: &str| {
         let w = w.to_ascii_lowercase();

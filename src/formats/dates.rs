@@ -115,7 +115,9 @@ fn local(
     offset.to_timestamp(civil).ok()
 }
 
-fn month(name: &str) -> Option<i8> {
+/// The number of a month named in English, in full or abbreviated
+/// (`Oct`, `Sept`, `October`).
+pub fn month(name: &str) -> Option<i8> {
     let lower = name.to_ascii_lowercase();
     let months = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
