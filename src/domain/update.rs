@@ -80,6 +80,7 @@ impl PressReleases {
             expected_revision: current.revision,
             release: next,
             kind,
+            source_fingerprint: None,
         };
         match self.writer.submit(Change::Replace(replacement)).await? {
             Ok(Applied::Committed { release, .. }) => Ok(release),

@@ -8,9 +8,10 @@
 //! equal version with other content stays ALREADY_EXISTS.
 //!
 //! The rule lives in the domain; the store only needs to swap the record and
-//! the source claim's fingerprint in one commit (`Change::Supersede`), with
-//! the usual compare-and-swap on the revision, so concurrent versions of one
-//! source settle in version order whichever arrives first.
+//! the source claim's fingerprint in one commit (a `Change::Replace` with a
+//! `source_fingerprint`), with the usual compare-and-swap on the revision, so
+//! concurrent versions of one source settle in version order whichever
+//! arrives first.
 
 use super::{DomainError, name, record::stamp};
 use crate::{
@@ -162,15 +163,13 @@ fn plan(new: &NewRelease, current: &PressRelease) -> Result<Option<Change>, Doma
         }
     };
     stamp(&mut next, &id, now);
-    Ok(Some(Change::Supersede {
-        replacement: Replacement {
-            id,
-            expected_revision: current.revision,
-            release: next,
-            kind,
-        },
-        fingerprint: new.fingerprint.clone(),
-    }))
+    Ok(Some(Change::Replace(Replacement {
+        id,
+        expected_revision: current.revision,
+        release: next,
+        kind,
+        source_fingerprint: Some(new.fingerprint.clone()),
+    })))
 }
 
 fn taken(current: &PressRelease, why: &str) -> DomainError {

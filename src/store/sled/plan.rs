@@ -57,10 +57,6 @@ impl<'a> Plan<'a> {
         match change {
             Change::Create(create) => self.create(create),
             Change::Replace(replace) => self.replace(replace),
-            Change::Supersede {
-                replacement,
-                fingerprint,
-            } => self.supersede(replacement, fingerprint),
         }
     }
 
@@ -160,6 +156,27 @@ impl<'a> Plan<'a> {
         if current.revision != replace.expected_revision {
             return Ok(Err(Rejected::Stale(current)));
         }
+        if let Some(fingerprint) = replace.source_fingerprint
+            && let Some(source) = replace
+                .release
+                .source
+                .as_ref()
+                .filter(|s| !s.provider.is_empty())
+        {
+            let key = layout::source_key(&source.provider, &source.item_id);
+            if let Some(value) = self.read(&key)? {
+                let claim: SourceClaim = open_message(&key, &value)?;
+                if claim.release_id != replace.id.as_bytes() {
+                    let holder = self.indexed_release(&key, &claim.release_id)?;
+                    return Ok(Err(Rejected::SourceTaken(holder)));
+                }
+            }
+            let claim = SourceClaim {
+                release_id: replace.id.as_bytes().to_vec(),
+                fingerprint,
+            };
+            self.put(key, seal_message(&claim));
+        }
         let seq = self.write(
             &replace.id,
             Some((&current, last_seq)),
@@ -170,29 +187,6 @@ impl<'a> Plan<'a> {
             release: replace.release,
             seq,
         }))
-    }
-
-    fn supersede(
-        &mut self,
-        replace: Replacement,
-        fingerprint: Vec<u8>,
-    ) -> Result<ChangeResult, StoreError> {
-        let id = replace.id;
-        let source = replace
-            .release
-            .source
-            .as_ref()
-            .filter(|s| !s.provider.is_empty())
-            .map(|s| layout::source_key(&s.provider, &s.item_id));
-        let result = self.replace(replace)?;
-        if let (Ok(Applied::Committed { .. }), Some(key)) = (&result, source) {
-            let claim = SourceClaim {
-                release_id: id.as_bytes().to_vec(),
-                fingerprint,
-            };
-            self.put(key, seal_message(&claim));
-        }
-        Ok(result)
     }
 
     /// Writes a record, moves its index entries and appends its log entry.
