@@ -13,13 +13,16 @@
 //! concurrent versions of one source settle in version order whichever
 //! arrives first.
 
-use super::{DomainError, name, record::stamp};
+use super::{
+    DomainError, name,
+    record::{settle_embargo, stamp},
+};
 use crate::{
     proto::{
-        compare_times, now,
+        now,
         v1::{PressRelease, press_release::State},
     },
-    store::{Applied, Change, ChangeKind, NewRelease, Rejected, Replacement, Writer},
+    store::{Applied, Change, NewRelease, Rejected, Replacement, Writer},
 };
 
 /// Rounds of compare-and-swap before giving up on a source that keeps
@@ -139,29 +142,7 @@ fn plan(new: &NewRelease, current: &PressRelease) -> Result<Option<Change>, Doma
     next.name.clone_from(&current.name);
     next.create_time = current.create_time;
     next.revision = current.revision;
-    let embargoed = next
-        .embargo_time
-        .is_some_and(|at| compare_times(&at, &now).is_gt());
-    let kind = match (current.state(), embargoed) {
-        (State::Published, true) => {
-            return Err(DomainError::FailedPrecondition(format!(
-                "{} is already published; version {version} of its source cannot embargo it again",
-                current.name
-            )));
-        }
-        (State::Embargoed, true) => {
-            next.set_state(State::Embargoed);
-            ChangeKind::Updated
-        }
-        (State::Embargoed, false) => {
-            next.set_state(State::Published);
-            ChangeKind::Published
-        }
-        _ => {
-            next.set_state(State::Published);
-            ChangeKind::Updated
-        }
-    };
+    let kind = settle_embargo(current, &mut next, &now)?;
     stamp(&mut next, &id, now);
     Ok(Some(Change::Replace(Replacement {
         id,
