@@ -135,8 +135,12 @@ fn plan(new: &NewRelease, current: &PressRelease) -> Result<Option<Change>, Doma
     let now = now();
     let mut next = new.release.clone();
     // prepare_new defaulted an unset publish time to the create time: a later
-    // version without one keeps the time the release was published at.
-    if next.publish_time == next.create_time && next.embargo_time.is_none() {
+    // version without one keeps the time the release was published at,
+    // unless that was only the embargo time of a release still under
+    // embargo, which this version publishes now.
+    let held_for_embargo =
+        current.state() == State::Embargoed && current.publish_time == current.embargo_time;
+    if next.publish_time == next.create_time && next.embargo_time.is_none() && !held_for_embargo {
         next.publish_time = current.publish_time;
     }
     next.name.clone_from(&current.name);

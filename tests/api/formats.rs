@@ -16,13 +16,15 @@ use axum::{extract::State, http::HeaderMap, response::IntoResponse, routing::get
 use pressroom::{
     formats,
     proto::v1::{
-        CreatePressReleaseRequest, ImportPressReleasesRequest, PressRelease,
-        press_release::State as ReleaseState,
+        CreatePressReleaseRequest, DeletePressReleaseRequest, ImportPressReleasesRequest,
+        PressRelease, Source, press_release::State as ReleaseState,
     },
 };
 use tonic::Code;
 
-use crate::helpers::{TestResult, TestServer, list_all, temp_dir};
+use crate::helpers::{
+    TestResult, TestServer, create_request, from_now, list_all, release, temp_dir,
+};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/formats");
 
@@ -326,6 +328,81 @@ async fn a_later_version_of_a_source_updates_its_press_release() -> TestResult {
     assert_eq!((both.updated, both.duplicates), (1, 1), "{both:?}");
     let last = list_all(&mut server.client).await?;
     assert_eq!(last[0].headline, "Version six");
+    Ok(())
+}
+
+/// Item `e-1` of a wire at `version`, embargoed `embargo_seconds` ahead if given.
+fn versioned(version: i64, headline: &str, embargo_seconds: Option<i64>) -> PressRelease {
+    PressRelease {
+        source: Some(Source {
+            provider: "wire".into(),
+            item_id: "e-1".into(),
+            version,
+            ..Default::default()
+        }),
+        embargo_time: embargo_seconds.map(from_now),
+        ..release(headline)
+    }
+}
+
+#[tokio::test]
+async fn a_later_version_settles_the_embargo_as_an_update_does() -> TestResult {
+    let mut server = TestServer::start().await;
+    let creator = server.client.clone();
+    let create = |release: PressRelease| {
+        let mut client = creator.clone();
+        async move {
+            client
+                .create_press_release(create_request(release))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let first = create(versioned(1, "Under embargo", Some(3_600))).await?;
+    assert_eq!(first.state(), ReleaseState::Embargoed);
+    assert_eq!(first.publish_time, first.embargo_time);
+
+    // A later version still under embargo stays embargoed.
+    let second = create(versioned(2, "Still under embargo", Some(7_200))).await?;
+    assert_eq!(second.name, first.name);
+    assert_eq!(second.state(), ReleaseState::Embargoed);
+    assert_eq!(second.publish_time, second.embargo_time);
+
+    // One without an embargo publishes it now, and it is listed: its
+    // publish time was only the embargo's, so it is not kept.
+    let before = from_now(-1);
+    let third = create(versioned(3, "Published early", None)).await?;
+    assert_eq!(third.name, first.name);
+    assert_eq!(third.state(), ReleaseState::Published);
+    let published = third.publish_time.ok_or("no publish time")?;
+    assert!(
+        published.seconds >= before.seconds && published.seconds <= from_now(1).seconds,
+        "published now, not at the old embargo time: {published:?}"
+    );
+    assert_eq!(list_all(&mut server.client).await?.len(), 1);
+
+    // A published release cannot be embargoed again by a later version.
+    let again = create(versioned(4, "Embargoed again", Some(3_600))).await;
+    assert_eq!(
+        again.map(|r| r.headline).map_err(|s| s.code()),
+        Err(Code::FailedPrecondition)
+    );
+    // A later version without an embargo keeps the publish time.
+    let fifth = create(versioned(5, "Corrected", None)).await?;
+    assert_eq!(fifth.publish_time, third.publish_time);
+    assert_eq!(fifth.revision, third.revision + 1);
+
+    // A withdrawn release is never brought back by a later version.
+    server
+        .client
+        .delete_press_release(DeletePressReleaseRequest {
+            name: first.name.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let after = create(versioned(6, "Back again", None)).await;
+    assert_eq!(after.map_err(|s| s.code()).err(), Some(Code::AlreadyExists));
+    assert!(list_all(&mut server.client).await?.is_empty());
     Ok(())
 }
 
