@@ -15,8 +15,9 @@
 //!   in front of them (auth, limits, metrics); errors become statuses in one
 //!   place. [`api_keys`]: the API keys file the auth layer checks.
 //! - [`domain`]: the rules of press releases, one file per job: validation,
-//!   sanitising, etags and revisions, embargo state, idempotency, field
-//!   masks, paging, imports, search and statistics requests, backups.
+//!   sanitising, etags and revisions, embargo state, idempotency, later
+//!   versions of a source, field masks, paging, imports, search and
+//!   statistics requests, backups.
 //! - [`store`]: the storage trait, its conformance suite and the one writer
 //!   that commits and flushes; the sled engine beneath it owns the keys,
 //!   the indexes and the change log.
@@ -27,8 +28,10 @@
 //!   and the helpers of their `Timestamp`.
 //! - [`telemetry`]: tracing set up once; [`prometheus`]: the metrics
 //!   endpoint; [`text`]: values quoted and text cut for people.
-//! - [`client`]: the command-line verbs over the generated client;
-//!   [`formats`]: the wire formats they import (JSON Lines, RSS, Atom).
+//! - [`client`]: the command-line verbs over the generated client
+//!   (`follow` polls wire feeds into the server); [`formats`]: the wire
+//!   formats they import and export (JSON Lines, RSS, Atom, NewsML-G2,
+//!   NewsML 1.2, ninjs).
 
 pub mod api;
 pub mod api_keys;

@@ -1,6 +1,7 @@
 //! Turns SIGTERM and SIGINT into one future that completes when the process
 //! should stop. The server then stops taking calls, drains, flushes and
-//! exits (see `app`); `pressroom watch` ends between two messages.
+//! exits (see `app`); `pressroom watch` ends between two messages, and
+//! `pressroom follow` between two polls.
 
 use std::future::Future;
 

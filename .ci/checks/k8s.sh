@@ -22,7 +22,7 @@ k8s_version="$("$PYTHON" -c 'import kubernetes_validate.utils as u; print(u.late
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-targets=(k8s/overlays/*/ k8s/restore/)
+targets=(k8s/overlays/*/ k8s/restore/ k8s/follow/)
 for dir in "${targets[@]}"; do
     dir="${dir%/}"
     name="$(echo "$dir" | tr '/' '_')"

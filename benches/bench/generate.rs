@@ -191,6 +191,7 @@ impl Generator {
                     "https://benchwire.example.com/{}/{}",
                     self.item_prefix, self.next_item
                 ),
+                ..Default::default()
             }),
             summary: sentence(rng, &issuer.name),
             headline,
@@ -211,6 +212,7 @@ impl Generator {
                 name: issuer.name.clone(),
                 website: issuer.website.clone(),
                 tickers: issuer.tickers.clone(),
+                ..Default::default()
             }),
             contacts,
             channels,

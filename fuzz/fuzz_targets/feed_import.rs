@@ -1,5 +1,6 @@
-//! The import parsers: JSON Lines items and RSS/Atom feeds (the first byte
-//! picks which), each item then checked like a create.
+//! The import parsers: JSON Lines items (proto3 JSON or ninjs) and XML
+//! documents (RSS, Atom, NewsML-G2, NewsML 1.2; the first byte picks which),
+//! each item then checked like a create.
 
 #![no_main]
 

@@ -315,41 +315,67 @@ pub fn search_query(text: &str) {
 }
 
 /// The import parsers: an even `which` reads `input` as a line of JSON
-/// Lines, an odd one as an RSS or Atom feed (with a provider hint when bit 1
-/// is set). What they make is checked like a create; a JSON line survives
-/// export and import unchanged; a feed item always has a provider and an id.
+/// Lines (a press release in the proto3 JSON mapping, or ninjs), an odd one
+/// as an XML document: RSS, Atom, NewsML-G2 or NewsML 1.2, told apart by
+/// its first element (with a provider hint when bit 1 is set). What they
+/// make is checked like a create; a proto JSON line survives export and
+/// import unchanged; a release written as ninjs reads back; an item that
+/// cannot be imported says why; an item always has a provider and an id.
 pub fn feed(which: u8, input: &[u8]) {
+    let hint = (which & 2 != 0).then_some("fuzz-wire");
     if which.is_multiple_of(2) {
         let Ok(line) = std::str::from_utf8(input) else {
             return;
         };
-        let Ok(release) = formats::parse_jsonl_line(line) else {
+        if let Ok(release) = formats::parse_jsonl_line(line) {
+            let exported = match serde_json::to_string(&release) {
+                Ok(json) => json,
+                Err(error) => panic!("{release:?} cannot be written as JSON: {error}"),
+            };
+            match formats::parse_jsonl_line(&exported) {
+                Ok(again) => assert_eq!(again, release, "changed by export and import: {exported}"),
+                Err(error) => panic!("its own export is refused: {error}; {exported}"),
+            }
+            content(release);
+            return;
+        }
+        let Ok((item, _)) = formats::parse_json_item(line, hint) else {
             return;
         };
-        let exported = match serde_json::to_string(&release) {
-            Ok(json) => json,
-            Err(error) => panic!("{release:?} cannot be written as JSON: {error}"),
-        };
-        match formats::parse_jsonl_line(&exported) {
-            Ok(again) => assert_eq!(again, release, "changed by export and import: {exported}"),
-            Err(error) => panic!("its own export is refused: {error}; {exported}"),
+        match item.release {
+            Ok(release) => {
+                let written = formats::ninjs::to_ninjs(&release);
+                let again = formats::ninjs::from_value(&written, hint);
+                assert!(
+                    again.release.is_ok(),
+                    "its own ninjs is refused: {:?}; {written}",
+                    again.release
+                );
+                content(release);
+            }
+            Err(why) => assert!(!why.is_empty(), "a refused item says nothing"),
         }
-        content(release);
     } else {
-        let hint = (which & 2 != 0).then_some("fuzz-wire");
         let Ok(items) = formats::parse_feed(input, hint) else {
             return;
         };
         for item in items {
-            let source = item.release.source.clone().unwrap_or_default();
-            assert!(
-                !source.provider.is_empty(),
-                "a feed item without a provider"
-            );
-            if let Some(hint) = hint {
-                assert_eq!(source.provider, hint);
+            let release = match item.release {
+                Ok(release) => release,
+                Err(why) => {
+                    assert!(!why.is_empty(), "a refused item says nothing");
+                    continue;
+                }
+            };
+            if let Some(source) = &release.source {
+                assert!(!source.provider.is_empty(), "an item without a provider");
+                assert!(!source.item_id.is_empty(), "an item without an id");
+                assert!(source.version >= 0, "a negative version");
+                if let Some(hint) = hint {
+                    assert_eq!(source.provider, hint);
+                }
             }
-            content(item.release);
+            content(release);
         }
     }
 }
@@ -391,6 +417,7 @@ pub fn stored_release() -> PressRelease {
                 exchange: "NYSE".into(),
                 symbol: "ACME".into(),
             }],
+            ..Default::default()
         }),
         revision: 3,
         etag: "eba210e44565cf96".into(),

@@ -173,6 +173,7 @@ impl PressReleaseService for PressReleaseApi {
         Ok(Response::new(ImportPressReleasesResponse {
             created: summary.created,
             duplicates: summary.duplicates,
+            updated: summary.updated,
             failed,
         }))
     }

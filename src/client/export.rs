@@ -1,11 +1,13 @@
 //! `pressroom export`: every press release (or a filtered set) as JSON Lines
-//! in the proto3 JSON mapping, newest first, with a progress bar on stderr.
+//! in the proto3 JSON mapping (or, with `--format ninjs`, as IPTC ninjs 3.0
+//! objects, one per line), newest first, with a progress bar on stderr.
 //! `import` reads the file back; each record's name becomes its request id,
 //! so importing an export twice creates nothing new.
 
 use std::{io::Write, path::PathBuf};
 
 use super::{ClientArgs, ClientError, connect, filter::FilterArgs, import::Progress};
+use crate::formats::ninjs;
 use crate::proto::v1::{GetPressReleaseStatsRequest, ListPressReleasesRequest};
 
 /// `pressroom export`
@@ -21,6 +23,19 @@ pub struct ExportArgs {
     /// Write here instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// `jsonl`: the proto3 JSON mapping, one press release per line;
+    /// `ninjs`: IPTC ninjs 3.0, one object per line. `import` reads both.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    format: ExportFormat,
+}
+
+/// What `export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines in the proto3 JSON mapping: everything, as stored.
+    Jsonl,
+    /// ninjs 3.0 objects, one per line: what news systems read.
+    Ninjs,
 }
 
 pub(super) async fn export(args: ExportArgs) -> Result<(), ClientError> {
@@ -60,8 +75,11 @@ pub(super) async fn export(args: ExportArgs) -> Result<(), ClientError> {
             .await?
             .into_inner();
         for release in &page.press_releases {
-            let line =
-                serde_json::to_string(release).map_err(|e| ClientError::Other(Box::new(e)))?;
+            let line = match args.format {
+                ExportFormat::Jsonl => serde_json::to_string(release),
+                ExportFormat::Ninjs => serde_json::to_string(&ninjs::to_ninjs(release)),
+            }
+            .map_err(|e| ClientError::Other(Box::new(e)))?;
             writeln!(out, "{line}").map_err(file_error(target))?;
             written += 1;
             progress.advance();

@@ -1,5 +1,7 @@
-//! `pressroom import`: reads JSON Lines, JSON files, directories of them, and
-//! RSS 2.0 / Atom feeds, and streams the press releases through
+//! `pressroom import`: reads JSON Lines, JSON files (press releases in the
+//! proto3 JSON mapping, or ninjs), directories of them, RSS 2.0 / Atom
+//! feeds, NewsML-G2 and NewsML 1.2 documents (told apart by their first
+//! element), and streams the press releases through
 //! `ImportPressReleases` (the server commits them in large batches). Shows a
 //! progress bar on a terminal, plain periodic lines otherwise, and ends with
 //! a summary naming each item that failed and why. `--dry-run` checks every
@@ -20,7 +22,7 @@ use super::{ClientArgs, ClientError, connect, output};
 use crate::{
     domain,
     formats::{self, FeedItem},
-    proto::v1::{ImportPressReleasesRequest, PressRelease},
+    proto::v1::ImportPressReleasesRequest,
 };
 
 /// `pressroom import`
@@ -28,12 +30,14 @@ use crate::{
 pub struct ImportArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Files or directories: `.jsonl`/`.ndjson` (one press release per
-    /// line), `.json` (one per file), `.xml`/`.rss`/`.atom` (feeds); `-`
+    /// Files or directories: `.jsonl`/`.ndjson` (one press release or ninjs
+    /// object per line), `.json` (a press release, or ninjs: one object or an
+    /// array), `.xml`/`.rss`/`.atom` (RSS, Atom, NewsML-G2, NewsML 1.2); `-`
     /// reads JSON Lines from stdin.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// The source provider for feed items; by default the feed's site host.
+    /// The source provider for feed, NewsML and ninjs items; by default the
+    /// one the document names (a feed's site host, NewsML's provider).
     #[arg(long)]
     provider: Option<String>,
     /// Check every item without writing anything.
@@ -63,6 +67,7 @@ struct Summary {
     /// Items that could not be read at all.
     unreadable: usize,
     created: i64,
+    updated: i64,
     duplicates: i64,
     /// Where and why.
     failed: Vec<(String, String)>,
@@ -135,6 +140,7 @@ pub(super) async fn import(args: ImportArgs) -> Result<(), ClientError> {
         summary.sent = origins.len() as u64;
         summary.created = response.created;
         summary.duplicates = response.duplicates;
+        summary.updated = response.updated;
         summary.failed = unreadable
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -165,11 +171,12 @@ fn report(summary: &Summary, dry_run: bool) -> Result<(), ClientError> {
         "created"
     };
     output::line(&format!(
-        "{} items read: {} {verb}, {} duplicates, {} failed",
+        "{} items read: {} {verb}, {} duplicates, {} failed, {} updated",
         summary.sent as usize + summary.unreadable,
         summary.created,
         summary.duplicates,
-        summary.failed.len()
+        summary.failed.len(),
+        summary.updated
     ))?;
     for (origin, why) in &summary.failed {
         output::line(&format!("  {origin}: {why}"))?;
@@ -234,7 +241,10 @@ fn count_items(inputs: &[Input], provider: Option<&str>) -> Option<u64> {
     for input in inputs {
         total += match input {
             Input::Stdin => return None,
-            Input::Json(_) => 1,
+            Input::Json(path) => std::fs::read(path)
+                .ok()
+                .and_then(|bytes| formats::parse_document(&bytes, provider).ok())
+                .map_or(1, |items| items.len() as u64),
             Input::Lines(path) => std::fs::File::open(path)
                 .map(|f| {
                     std::io::BufReader::new(f)
@@ -246,7 +256,7 @@ fn count_items(inputs: &[Input], provider: Option<&str>) -> Option<u64> {
                 .unwrap_or(0),
             Input::Feed(path) => std::fs::read(path)
                 .ok()
-                .and_then(|bytes| formats::parse_feed(&bytes, provider).ok())
+                .and_then(|bytes| formats::parse_document(&bytes, provider).ok())
                 .map_or(0, |items| items.len() as u64),
         };
     }
@@ -270,7 +280,7 @@ fn read_inputs(
                         source,
                     })?;
                     if !line.trim().is_empty()
-                        && !send(line_item(&format!("stdin:{}", n + 1), &line))
+                        && !send(line_item(&format!("stdin:{}", n + 1), &line, provider))
                     {
                         return Ok(());
                     }
@@ -287,42 +297,33 @@ fn read_inputs(
                         source,
                     })?;
                     let origin = format!("{}:{}", path.display(), n + 1);
-                    if !line.trim().is_empty() && !send(line_item(&origin, &line)) {
+                    if !line.trim().is_empty() && !send(line_item(&origin, &line, provider)) {
                         return Ok(());
                     }
                 }
             }
-            Input::Json(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ClientError::File {
-                    path: path.clone(),
-                    source,
-                })?;
-                if !send(line_item(&path.display().to_string(), &text)) {
-                    return Ok(());
-                }
-            }
-            Input::Feed(path) => {
+            Input::Json(path) | Input::Feed(path) => {
                 let bytes = std::fs::read(path).map_err(|source| ClientError::File {
                     path: path.clone(),
                     source,
                 })?;
-                match formats::parse_feed(&bytes, provider) {
+                let origin = path.display().to_string();
+                match formats::parse_document(&bytes, provider) {
                     Ok(items) => {
-                        for FeedItem { id, release } in items {
-                            let item = Item {
-                                origin: format!("{} item {id}", path.display()),
-                                request: ImportPressReleasesRequest {
-                                    press_release: Some(release),
-                                    request_id: String::new(),
-                                },
+                        let single = items.len() == 1 && matches!(input, Input::Json(_));
+                        for item in items {
+                            let origin = if single {
+                                origin.clone()
+                            } else {
+                                format!("{origin} item {}", item.id)
                             };
-                            if !send(Ok(item)) {
+                            if !send(to_item(&origin, item)) {
                                 return Ok(());
                             }
                         }
                     }
                     Err(error) => {
-                        if !send(Err((path.display().to_string(), error.to_string()))) {
+                        if !send(Err((origin, error.to_string()))) {
                             return Ok(());
                         }
                     }
@@ -333,12 +334,22 @@ fn read_inputs(
     Ok(())
 }
 
-/// One JSON press release. A record exported from a server carries its name,
-/// which becomes the request id: importing the same export twice creates
-/// nothing new.
-fn line_item(origin: &str, text: &str) -> Result<Item, (String, String)> {
-    let release: PressRelease =
-        formats::parse_jsonl_line(text).map_err(|e| (origin.to_string(), e.to_string()))?;
+/// One line of JSON Lines: a press release in the proto3 JSON mapping or a
+/// ninjs object.
+fn line_item(origin: &str, text: &str, provider: Option<&str>) -> Result<Item, (String, String)> {
+    let (item, _) = formats::parse_json_item(text, provider)
+        .map_err(|e| (origin.to_string(), e.to_string()))?;
+    to_item(origin, item)
+}
+
+/// An item to send, or why it cannot be sent; notes go to stderr. A record
+/// exported from a server carries its name, which becomes the request id:
+/// importing the same export twice creates nothing new.
+fn to_item(origin: &str, item: FeedItem) -> Result<Item, (String, String)> {
+    for note in &item.notes {
+        eprintln!("{origin}: note: {note}");
+    }
+    let release = item.release.map_err(|why| (origin.to_string(), why))?;
     let request_id = release.name.clone();
     Ok(Item {
         origin: origin.to_string(),

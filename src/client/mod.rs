@@ -10,6 +10,7 @@ mod backup;
 mod connect;
 mod export;
 mod filter;
+mod follow;
 mod import;
 mod keygen;
 mod output;
@@ -18,7 +19,8 @@ mod watch;
 
 pub use backup::{BackupArgs, RestoreArgs};
 pub use connect::{Client, ClientArgs, ClientError, connect};
-pub use export::ExportArgs;
+pub use export::{ExportArgs, ExportFormat};
+pub use follow::FollowArgs;
 pub use import::ImportArgs;
 pub use keygen::KeysArgs;
 pub use releases::{
@@ -57,10 +59,12 @@ pub enum Command {
     Search(SearchArgs),
     /// Count press releases.
     Stats(StatsArgs),
-    /// Import JSON Lines, JSON files, RSS or Atom feeds.
+    /// Import JSON Lines, JSON (or ninjs) files, RSS or Atom feeds, NewsML.
     Import(ImportArgs),
-    /// Export press releases as JSON Lines.
+    /// Export press releases as JSON Lines (or ninjs).
     Export(ExportArgs),
+    /// Follow wire feeds: poll them and import new and changed items.
+    Follow(Box<FollowArgs>),
     /// Stream a consistent backup of a running server to a file (admin key).
     Backup(BackupArgs),
     /// Restore a backup into an empty data dir (server stopped).
@@ -82,6 +86,7 @@ pub async fn run(command: Command) -> Result<(), ClientError> {
         Command::Stats(args) => releases::stats(args).await,
         Command::Import(args) => import::import(args).await,
         Command::Export(args) => export::export(args).await,
+        Command::Follow(args) => follow::follow(*args).await,
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Keys(args) => keygen::run(args),

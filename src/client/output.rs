@@ -9,7 +9,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use serde::Serialize;
 
 use super::ClientError;
-use crate::{proto::v1::PressRelease, text::cut};
+use crate::{formats::ninjs, proto::v1::PressRelease, text::cut};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +20,9 @@ pub enum Format {
     Json,
     /// One JSON object per line.
     Jsonl,
+    /// IPTC ninjs 3.0: one object for one press release, one per line for
+    /// several.
+    Ninjs,
 }
 
 /// The `-o` flag.
@@ -41,6 +44,16 @@ impl OutputArgs {
             Format::Json
         })
     }
+}
+
+/// Refuses `-o ninjs` for what is not a press release.
+pub fn not_ninjs(format: Format, what: &str) -> Result<(), ClientError> {
+    if format == Format::Ninjs {
+        return Err(ClientError::Usage(format!(
+            "-o ninjs prints press releases; {what} can be printed as table, json or jsonl"
+        )));
+    }
+    Ok(())
 }
 
 /// Writes one value as JSON (pretty) or JSON Lines.
@@ -97,6 +110,9 @@ pub fn state(release: &PressRelease) -> &'static str {
 
 /// Prints one press release.
 pub fn release(release: &PressRelease, format: Format) -> Result<(), ClientError> {
+    if format == Format::Ninjs {
+        return json(&ninjs::to_ninjs(release), Format::Json);
+    }
     if format != Format::Table {
         return json(release, format);
     }
@@ -137,6 +153,9 @@ pub fn release(release: &PressRelease, format: Format) -> Result<(), ClientError
 pub fn releases(releases: &[PressRelease], format: Format) -> Result<(), ClientError> {
     match format {
         Format::Jsonl => releases.iter().try_for_each(|r| json(r, Format::Jsonl)),
+        Format::Ninjs => releases
+            .iter()
+            .try_for_each(|r| json(&ninjs::to_ninjs(r), Format::Jsonl)),
         Format::Json => json(&releases, Format::Json),
         Format::Table => {
             let mut table = table(&["published", "state", "name", "headline", "channels"]);

@@ -380,6 +380,13 @@ pub(super) async fn search(args: SearchArgs) -> Result<(), ClientError> {
         Format::Jsonl => results
             .iter()
             .try_for_each(|r| output::json(r, Format::Jsonl)),
+        Format::Ninjs => {
+            let found: Vec<PressRelease> = results
+                .into_iter()
+                .filter_map(|r| r.press_release)
+                .collect();
+            output::releases(&found, Format::Ninjs)
+        }
     }
 }
 
@@ -422,6 +429,9 @@ pub(super) async fn stats(args: StatsArgs) -> Result<(), ClientError> {
             }
             output::line(&table.to_string())
         }
-        format => output::json(&stats, format),
+        format => {
+            output::not_ninjs(format, "stats")?;
+            output::json(&stats, format)
+        }
     }
 }

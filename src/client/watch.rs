@@ -115,6 +115,11 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
 }
 
 fn print_event(event: &PressReleaseEvent, format: Format) -> Result<(), ClientError> {
+    if format == Format::Ninjs {
+        // The release as ninjs: a withdrawal is a `canceled` tombstone.
+        let release = event.press_release.clone().unwrap_or_default();
+        return output::json(&crate::formats::ninjs::to_ninjs(&release), Format::Jsonl);
+    }
     if format != Format::Table {
         return output::json(event, format);
     }

@@ -1,9 +1,10 @@
 //! `CreatePressRelease`: one new press release, checked (off the async
 //! threads: sanitising HTML is CPU work) and committed through the writer;
-//! idempotent by request id and by source. Import items go through the same
-//! checks ([`prepare_import`]).
+//! idempotent by request id and by source, where a later version of a stored
+//! source updates it (`versions`). Import items go through the same checks
+//! ([`prepare_import`]).
 
-use super::{DomainError, PressReleases, record, validate::Violations};
+use super::{DomainError, PressReleases, record, validate::Violations, versions};
 use crate::{
     proto::{
         now,
@@ -29,9 +30,21 @@ impl PressReleases {
         let new = tokio::task::spawn_blocking(move || prepare_import(item))
             .await
             .map_err(DomainError::from_join)??;
-        match self.writer.submit(Change::Create(new)).await? {
-            Ok(Applied::Committed { release, .. } | Applied::Existing(release)) => Ok(release),
-            Err(rejected) => Err(create_rejected(rejected)),
+        let later = versions::may_supersede(&new).then(|| new.clone());
+        match (self.writer.submit(Change::Create(new)).await?, later) {
+            (Ok(Applied::Committed { release, .. } | Applied::Existing(release)), _) => Ok(release),
+            (Err(Rejected::SourceTaken(current)), Some(new)) => {
+                let settled =
+                    versions::supersede_all(&self.writer, vec![((), new, current)]).await?;
+                match settled.into_iter().next() {
+                    Some((_, outcome)) => outcome.map(|outcome| match outcome {
+                        versions::VersionOutcome::Updated(release)
+                        | versions::VersionOutcome::Older(release) => release,
+                    }),
+                    None => Err(super::unexpected("no outcome for a later version")),
+                }
+            }
+            (Err(rejected), _) => Err(create_rejected(rejected)),
         }
     }
 }

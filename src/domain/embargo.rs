@@ -41,6 +41,7 @@ impl PressReleases {
                 expected_revision: current.revision,
                 release: next,
                 kind: ChangeKind::Published,
+                source_fingerprint: None,
             }));
         }
         let results = if changes.is_empty() {

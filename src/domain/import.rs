@@ -7,10 +7,11 @@ use std::sync::Arc;
 use super::{
     DomainError, PressReleases,
     create::{create_rejected, prepare_import},
+    versions,
 };
 use crate::{
     proto::v1::ImportPressReleasesRequest,
-    store::{Applied, Change, NewRelease, Writer},
+    store::{Applied, Change, NewRelease, Rejected, Writer},
 };
 
 /// Items of an import committed together.
@@ -23,6 +24,8 @@ pub struct ImportSummary {
     pub created: i64,
     /// Items already stored.
     pub duplicates: i64,
+    /// Items that were a later version of a stored source and updated it.
+    pub updated: i64,
     /// Rejected items: their index in the stream and why.
     pub failed: Vec<(i64, DomainError)>,
 }
@@ -92,6 +95,7 @@ impl ImportSummary {
     fn add(&mut self, other: ImportSummary) {
         self.created += other.created;
         self.duplicates += other.duplicates;
+        self.updated += other.updated;
         self.failed.extend(other.failed);
     }
 }
@@ -114,7 +118,8 @@ async fn commit_import(
     for (index, new) in checked {
         match new {
             Ok(new) => {
-                indexes.push(index);
+                let later = versions::may_supersede(&new).then(|| new.clone());
+                indexes.push((index, later));
                 changes.push(Change::Create(new));
             }
             Err(error) => summary.failed.push((index, error)),
@@ -124,11 +129,22 @@ async fn commit_import(
         return Ok(summary);
     }
     let results = writer.submit_all(changes).await?;
-    for (index, result) in indexes.into_iter().zip(results) {
-        match result {
-            Ok(Applied::Committed { .. }) => summary.created += 1,
-            Ok(Applied::Existing(_)) => summary.duplicates += 1,
-            Err(rejected) => summary.failed.push((index, create_rejected(rejected))),
+    let mut later_versions = Vec::new();
+    for ((index, later), result) in indexes.into_iter().zip(results) {
+        match (result, later) {
+            (Ok(Applied::Committed { .. }), _) => summary.created += 1,
+            (Ok(Applied::Existing(_)), _) => summary.duplicates += 1,
+            (Err(Rejected::SourceTaken(current)), Some(new)) => {
+                later_versions.push((index, new, current));
+            }
+            (Err(rejected), _) => summary.failed.push((index, create_rejected(rejected))),
+        }
+    }
+    for (index, outcome) in versions::supersede_all(writer, later_versions).await? {
+        match outcome {
+            Ok(versions::VersionOutcome::Updated(_)) => summary.updated += 1,
+            Ok(versions::VersionOutcome::Older(_)) => summary.duplicates += 1,
+            Err(error) => summary.failed.push((index, error)),
         }
     }
     Ok(summary)

@@ -9,7 +9,8 @@
 //! and [`import`](PressReleases::import) (the import pipeline), `list`,
 //! `update`, `withdraw`, `search`, `stats`, `backup`, and the publishing of
 //! embargoes that are due (`embargo`); `record` makes and stamps the stored
-//! records. Get and the lookups they share are here.
+//! records; `versions` turns a later version of a stored source into an
+//! update. Get and the lookups they share are here.
 
 mod backup;
 mod caller;
@@ -27,6 +28,7 @@ mod stats;
 mod update;
 pub mod update_mask;
 pub mod validate;
+mod versions;
 mod withdraw;
 
 use std::sync::Arc;

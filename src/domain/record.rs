@@ -1,7 +1,8 @@
 //! The records the domain stores: a new release made from a caller's input
 //! (output-only fields set by the server, publish time and state settled by
-//! the embargo), and the stamp every new revision gets (revision, update
-//! time, etag).
+//! the embargo), the state a later revision takes by its embargo (one rule
+//! for updates and later versions of a source), and the stamp every new
+//! revision gets (revision, update time, etag).
 
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -13,7 +14,7 @@ use crate::{
         Timestamp, compare_times,
         v1::{PressRelease, press_release::State},
     },
-    store::NewRelease,
+    store::{ChangeKind, NewRelease},
 };
 
 /// Checks a caller's press release and makes the record to create: output-only
@@ -43,10 +44,7 @@ pub(super) fn prepare_new(input: PressRelease, now: Timestamp) -> Result<NewRele
     if release.publish_time.is_none() {
         release.publish_time = Some(release.embargo_time.unwrap_or(now));
     }
-    let embargoed = release
-        .embargo_time
-        .is_some_and(|at| compare_times(&at, &now).is_gt());
-    release.set_state(if embargoed {
+    release.set_state(if under_embargo(&release, &now) {
         State::Embargoed
     } else {
         State::Published
@@ -59,6 +57,38 @@ pub(super) fn prepare_new(input: PressRelease, now: Timestamp) -> Result<NewRele
         source,
         fingerprint,
     })
+}
+
+/// Whether a release's embargo is still to come at `now`.
+fn under_embargo(release: &PressRelease, now: &Timestamp) -> bool {
+    release
+        .embargo_time
+        .is_some_and(|at| compare_times(&at, now).is_gt())
+}
+
+/// Settles the state of `next`, the revision to follow `current`, by its
+/// embargo at `now`, and says what kind of change it is: an embargo still
+/// to come keeps an embargoed release embargoed; a passed or removed one
+/// publishes it (a PUBLISHED change); a published release cannot be
+/// embargoed again.
+pub(super) fn settle_embargo(
+    current: &PressRelease,
+    next: &mut PressRelease,
+    now: &Timestamp,
+) -> Result<ChangeKind, DomainError> {
+    let (state, kind) = match (current.state(), under_embargo(next, now)) {
+        (State::Embargoed, true) => (State::Embargoed, ChangeKind::Updated),
+        (State::Embargoed, false) => (State::Published, ChangeKind::Published),
+        (_, true) => {
+            return Err(DomainError::FailedPrecondition(format!(
+                "{} is already published and cannot be embargoed again",
+                current.name
+            )));
+        }
+        (_, false) => (State::Published, ChangeKind::Updated),
+    };
+    next.set_state(state);
+    Ok(kind)
 }
 
 /// Marks a record as the next revision: revision, update time and etag.

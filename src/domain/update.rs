@@ -2,15 +2,16 @@
 //! the caller's etag names, checked again, with the embargo settled anew.
 
 use super::{
-    DomainError, PressReleases, name, not_found, record::stamp, stale_etag, unexpected,
-    update_mask, validate,
+    DomainError, PressReleases, name, not_found,
+    record::{settle_embargo, stamp},
+    stale_etag, unexpected, update_mask, validate,
 };
 use crate::{
     proto::{
-        compare_times, now,
-        v1::{PressRelease, UpdatePressReleaseRequest, press_release::State},
+        now,
+        v1::{PressRelease, UpdatePressReleaseRequest},
     },
-    store::{Applied, Change, ChangeKind, Rejected, Replacement},
+    store::{Applied, Change, Rejected, Replacement},
 };
 
 impl PressReleases {
@@ -57,29 +58,14 @@ impl PressReleases {
             // The publish time was the embargo time by default; keep it so.
             next.publish_time = Some(next.embargo_time.unwrap_or(now));
         }
-        let embargoed = next
-            .embargo_time
-            .is_some_and(|at| compare_times(&at, &now).is_gt());
-        let kind = match (current.state(), embargoed) {
-            (State::Published, true) => {
-                return Err(DomainError::FailedPrecondition(format!(
-                    "{} is already published and cannot be embargoed again",
-                    current.name
-                )));
-            }
-            (State::Embargoed, true) => ChangeKind::Updated,
-            (State::Embargoed, false) => {
-                next.set_state(State::Published);
-                ChangeKind::Published
-            }
-            _ => ChangeKind::Updated,
-        };
+        let kind = settle_embargo(&current, &mut next, &now)?;
         stamp(&mut next, &id, now);
         let replacement = Replacement {
             id,
             expected_revision: current.revision,
             release: next,
             kind,
+            source_fingerprint: None,
         };
         match self.writer.submit(Change::Replace(replacement)).await? {
             Ok(Applied::Committed { release, .. }) => Ok(release),

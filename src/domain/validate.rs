@@ -6,7 +6,7 @@
 use crate::proto::Timestamp;
 
 use super::{DomainError, FieldViolation};
-use crate::proto::v1::{PressRelease, press_release::BodyFormat};
+use crate::proto::v1::{PressRelease, SecurityIdentifier, press_release::BodyFormat};
 use crate::text::shown;
 
 /// Longest headline or subheadline, in characters.
@@ -153,6 +153,84 @@ impl Violations {
     }
 }
 
+/// Security identifier schemes a press release may name.
+pub const SECURITY_SCHEMES: [&str; 5] = ["ISIN", "CUSIP", "SEDOL", "FIGI", "LEI"];
+
+/// Checks security identifiers and makes scheme and value upper case.
+fn securities(v: &mut Violations, field: &str, securities: &mut [SecurityIdentifier]) {
+    if securities.len() > MAX_VALUES {
+        v.add(field, format!("must have at most {MAX_VALUES} values"));
+    }
+    for (i, security) in securities.iter_mut().enumerate() {
+        security.scheme = security.scheme.trim().to_ascii_uppercase();
+        security.value = security.value.trim().to_ascii_uppercase();
+        let at = |name: &str| format!("{field}[{i}].{name}");
+        if !SECURITY_SCHEMES.contains(&security.scheme.as_str()) {
+            v.add(
+                at("scheme"),
+                format!(
+                    "must be one of {}, got {}",
+                    SECURITY_SCHEMES.join(", "),
+                    shown(&security.scheme)
+                ),
+            );
+        }
+        if security.value.is_empty() {
+            v.add(at("value"), "is required");
+        }
+        v.line(&at("value"), &security.value, 32);
+        if security.scheme == "ISIN" && !is_isin(&security.value) {
+            v.add(
+                at("value"),
+                format!(
+                    "must be an ISIN (two letters, nine characters, a check digit), got {}",
+                    shown(&security.value)
+                ),
+            );
+        }
+    }
+}
+
+/// Whether `text` is an ISIN (ISO 6166): a country prefix of two letters,
+/// nine letters or digits, and the Luhn check digit over the letters
+/// expanded to numbers.
+pub fn is_isin(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() != 12
+        || !bytes[..2].iter().all(u8::is_ascii_uppercase)
+        || !bytes[2..11]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        || !bytes[11].is_ascii_digit()
+    {
+        return false;
+    }
+    let mut digits = Vec::with_capacity(24);
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            digits.push(u32::from(b - b'0'));
+        } else {
+            let n = u32::from(b - b'A') + 10;
+            digits.push(n / 10);
+            digits.push(n % 10);
+        }
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                doubled / 10 + doubled % 10
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 /// Whether a timestamp is one protobuf allows.
 pub fn is_valid_time(time: &Timestamp) -> bool {
     (-62_135_596_800..=253_402_300_799).contains(&time.seconds)
@@ -265,6 +343,9 @@ pub fn check_content(release: &mut PressRelease) -> Result<(), DomainError> {
         if !source.url.is_empty() {
             v.url(&field("source.url"), &source.url);
         }
+        if source.version < 0 {
+            v.add(field("source.version"), "must not be negative");
+        }
     }
 
     if let Some(dateline) = &mut release.dateline {
@@ -304,6 +385,10 @@ pub fn check_content(release: &mut PressRelease) -> Result<(), DomainError> {
                 v.add(exchange, "must not contain `:`");
             }
         }
+    }
+
+    if let Some(issuer) = &mut release.issuer {
+        securities(&mut v, &field("issuer.securities"), &mut issuer.securities);
     }
 
     if release.contacts.len() > MAX_VALUES {
@@ -407,6 +492,50 @@ mod tests {
                 "press_release.dateline.country_code",
                 "press_release.channels[0]",
             ]
+        );
+    }
+
+    #[test]
+    fn isins_are_checked_by_their_check_digit() {
+        // Real ISINs: Peapack-Gladstone (Nasdaq:PGC), Ebix, Huntington Ingalls.
+        for isin in ["US7046991078", "US2787152063", "US4464131063"] {
+            assert!(is_isin(isin), "{isin}");
+        }
+        for wrong in ["US7046991079", "us7046991078", "US70469910", "1S7046991078"] {
+            assert!(!is_isin(wrong), "{wrong}");
+        }
+        let mut release = valid();
+        release.issuer = Some(crate::proto::v1::Organization {
+            securities: vec![
+                SecurityIdentifier {
+                    scheme: "isin".into(),
+                    value: "us7046991078".into(),
+                },
+                SecurityIdentifier {
+                    scheme: "ISIN".into(),
+                    value: "US7046991079".into(),
+                },
+                SecurityIdentifier {
+                    scheme: "WKN".into(),
+                    value: "A0B1C2".into(),
+                },
+            ],
+            ..Default::default()
+        });
+        assert_eq!(
+            fields(check_content(&mut release)),
+            [
+                "press_release.issuer.securities[1].value",
+                "press_release.issuer.securities[2].scheme"
+            ]
+        );
+        let first = release
+            .issuer
+            .map(|i| i.securities[0].clone())
+            .unwrap_or_default();
+        assert_eq!(
+            (first.scheme.as_str(), first.value.as_str()),
+            ("ISIN", "US7046991078")
         );
     }
 

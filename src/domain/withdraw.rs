@@ -48,6 +48,7 @@ impl PressReleases {
                 expected_revision: current.revision,
                 release: tombstone,
                 kind: ChangeKind::Withdrawn,
+                source_fingerprint: None,
             };
             match self.writer.submit(Change::Replace(replacement)).await? {
                 Ok(Applied::Committed { release, .. }) => {

@@ -1,17 +1,31 @@
-//! The formats press releases are imported from: JSON Lines and JSON files
-//! in the proto3 JSON mapping (what `export` writes), and RSS 2.0 / Atom
-//! feeds as the wires publish them (parsed by feed-rs). A feed item becomes a
-//! press release with `source` set from the feed and the item's guid or id,
-//! so importing the same feed again finds every item already there.
+//! The wire formats press releases come in and go out in, as pure functions
+//! over bytes (no I/O, no network), so that each can be unit-tested and
+//! fuzzed:
 //!
-//! These are pure functions over bytes: no I/O, no network.
+//! - JSON Lines and JSON in the proto3 JSON mapping (what `export` writes);
+//! - RSS 2.0 / Atom feeds ([`rss`]), mapped the way a news editor reads them;
+//! - IPTC NewsML-G2 ([`newsml_g2`]) and its predecessor NewsML 1.2
+//!   ([`newsml`], Business Wire's format);
+//! - IPTC ninjs 2.x and 3.0 ([`ninjs`]), read and written.
+//!
+//! Each document becomes [`FeedItem`]s: a press release with `source` set
+//! (provider, the item's id, its version) so that importing the same item
+//! again finds it, and a later version updates it; or, for an item that
+//! cannot become one, the reason. Notes say what was read but could not be
+//! kept. The shared pieces: datelines ([`dateline`]), dates ([`dates`]),
+//! listings and ISINs ([`securities`]).
 
-use crate::proto::{
-    Timestamp,
-    v1::{PressRelease, Source, press_release::BodyFormat},
-};
+pub mod dateline;
+pub mod dates;
+pub mod newsml;
+pub mod newsml_g2;
+pub mod ninjs;
+pub mod rss;
+pub mod securities;
 
-/// Why an input could not be read as press releases.
+use crate::proto::v1::{PressRelease, Source};
+
+/// Why an input could not be read as press releases at all.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     /// Not a press release in the proto3 JSON mapping.
@@ -20,15 +34,134 @@ pub enum FeedError {
     /// Not an RSS or Atom feed.
     #[error("not an RSS or Atom feed: {0}")]
     Feed(#[from] feed_rs::parser::ParseFeedError),
+    /// Not well-formed XML.
+    #[error("not well-formed XML: {0}")]
+    Xml(#[from] roxmltree::Error),
+    /// Well-formed, but not a format Pressroom reads.
+    #[error("{0}")]
+    Unknown(String),
 }
 
-/// One item of a feed, converted.
+/// One item of a document, converted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeedItem {
-    /// The item's guid or id (for messages about it).
+    /// The item's id in its document (guid, uri), for messages about it.
     pub id: String,
-    /// The press release it becomes.
-    pub release: PressRelease,
+    /// The press release it becomes, or why it cannot become one.
+    pub release: Result<PressRelease, String>,
+    /// What was read but not kept, or guessed (for the import summary).
+    pub notes: Vec<String>,
+}
+
+impl FeedItem {
+    fn ok(id: String, release: PressRelease, notes: Vec<String>) -> Self {
+        Self {
+            id,
+            release: Ok(release),
+            notes,
+        }
+    }
+
+    fn failed(id: String, why: String) -> Self {
+        Self {
+            id,
+            release: Err(why),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// The formats [`parse_document`] tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// RSS 2.0, RSS 1.0 or Atom.
+    Feed,
+    /// IPTC NewsML-G2 (`newsMessage` or `newsItem`).
+    NewsMlG2,
+    /// IPTC NewsML 1.2 (`NewsML`).
+    NewsMl12,
+    /// IPTC ninjs (a JSON object with `uri`).
+    Ninjs,
+    /// A press release in the proto3 JSON mapping.
+    ProtoJson,
+}
+
+/// Which format a document is in, by its first element or JSON keys.
+pub fn detect(bytes: &[u8]) -> Option<Format> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return Some(if ninjs::looks_like_ninjs(trimmed) {
+            Format::Ninjs
+        } else {
+            Format::ProtoJson
+        });
+    }
+    let root = first_element(trimmed)?;
+    let local = root.rsplit(':').next().unwrap_or(root.as_str());
+    Some(match local {
+        "newsMessage" | "newsItem" => Format::NewsMlG2,
+        "NewsML" => Format::NewsMl12,
+        _ => Format::Feed,
+    })
+}
+
+/// The name of the first element of an XML document (past the prolog,
+/// comments and doctype).
+fn first_element(text: &str) -> Option<String> {
+    let mut rest = text;
+    loop {
+        let at = rest.find('<')?;
+        rest = &rest[at..];
+        if rest.starts_with("<?") {
+            rest = &rest[rest.find("?>")? + 2..];
+        } else if rest.starts_with("<!--") {
+            rest = &rest[rest.find("-->")? + 3..];
+        } else if rest.starts_with("<!") {
+            rest = &rest[rest.find('>')? + 1..];
+        } else {
+            let name: String = rest[1..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+                .collect();
+            return (!name.is_empty()).then_some(name);
+        }
+    }
+}
+
+/// Parses a document in any format Pressroom imports (except JSON Lines,
+/// which is read line by line with [`parse_json_item`]). `provider_hint`
+/// names the source provider (for example `ein-presswire`); without it each
+/// format finds one in the document.
+pub fn parse_document(
+    bytes: &[u8],
+    provider_hint: Option<&str>,
+) -> Result<Vec<FeedItem>, FeedError> {
+    match detect(bytes) {
+        Some(Format::NewsMlG2) => newsml_g2::parse(bytes, provider_hint),
+        Some(Format::NewsMl12) => newsml::parse(bytes, provider_hint),
+        Some(Format::Ninjs | Format::ProtoJson) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| FeedError::Unknown(format!("not UTF-8 JSON: {e}")))?;
+            let value: serde_json::Value = serde_json::from_str(text)?;
+            let objects = match value {
+                serde_json::Value::Array(items) => items,
+                one => vec![one],
+            };
+            Ok(objects
+                .into_iter()
+                .enumerate()
+                .map(|(i, object)| json_item(object, provider_hint, &format!("item {}", i + 1)))
+                .collect())
+        }
+        Some(Format::Feed) | None => rss::parse(bytes, provider_hint),
+    }
+}
+
+/// Parses an XML or feed document (RSS, Atom, NewsML-G2, NewsML 1.2).
+/// Kept under its old name: the import tool and the fuzz targets call it.
+pub fn parse_feed(bytes: &[u8], provider_hint: Option<&str>) -> Result<Vec<FeedItem>, FeedError> {
+    parse_document(bytes, provider_hint)
 }
 
 /// Parses one line of JSON Lines (or a whole JSON file) holding one press
@@ -37,80 +170,89 @@ pub fn parse_jsonl_line(line: &str) -> Result<PressRelease, FeedError> {
     Ok(serde_json::from_str(line)?)
 }
 
-/// Parses an RSS 2.0 or Atom feed. `provider_hint` names the source (for
-/// example `ein-presswire`); without it the feed's site host is used.
-pub fn parse_feed(bytes: &[u8], provider_hint: Option<&str>) -> Result<Vec<FeedItem>, FeedError> {
-    let feed = feed_rs::parser::parse(bytes)?;
-    let provider = provider_hint
-        .map(str::to_string)
-        .or_else(|| feed.links.iter().find_map(|link| host_of(&link.href)))
-        .or_else(|| feed.title.as_ref().map(|t| slug(&t.content)))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "feed".to_string());
-    let feed_language = feed.language.clone();
-    Ok(feed
-        .entries
-        .into_iter()
-        .map(|entry| {
-            let content = entry.content.as_ref().and_then(|c| c.body.clone());
-            let (body, summary) = match (content, &entry.summary) {
-                (Some(body), summary) => (body, summary.as_ref().map(text).unwrap_or_default()),
-                (None, Some(summary)) => (summary.content.clone(), String::new()),
-                (None, None) => (String::new(), String::new()),
-            };
-            let mut channels: Vec<String> = Vec::new();
-            for category in &entry.categories {
-                let term = category.label.as_deref().unwrap_or(&category.term).trim();
-                if !term.is_empty() && !channels.iter().any(|c| c == term) {
-                    channels.push(term.to_string());
-                }
-            }
-            let language = entry
-                .language
-                .clone()
-                .or_else(|| feed_language.clone())
-                .filter(|tag| oxilangtag::LanguageTag::parse(tag.as_str()).is_ok())
-                .unwrap_or_default();
-            let release = PressRelease {
-                source: Some(Source {
-                    provider: provider.clone(),
-                    item_id: entry.id.clone(),
-                    url: entry
-                        .links
-                        .first()
-                        .map(|l| l.href.clone())
-                        .unwrap_or_default(),
-                }),
-                headline: entry.title.as_ref().map(text).unwrap_or_default(),
-                summary,
-                body,
-                body_format: BodyFormat::Html as i32,
-                language,
-                channels,
-                publish_time: entry.published.or(entry.updated).map(|time| Timestamp {
-                    seconds: time.timestamp(),
-                    nanos: time.timestamp_subsec_nanos() as i32,
-                }),
-                ..Default::default()
-            };
-            FeedItem {
-                id: entry.id,
-                release,
-            }
-        })
-        .collect())
+/// One JSON object: ninjs (it has `uri`) or a press release in the proto3
+/// JSON mapping. The second value is the request id an item exported by
+/// Pressroom carries (its name), so that importing an export twice creates
+/// nothing new.
+pub fn parse_json_item(
+    text: &str,
+    provider_hint: Option<&str>,
+) -> Result<(FeedItem, String), FeedError> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    let item = json_item(value, provider_hint, "item");
+    let request_id = match &item.release {
+        Ok(release) if release.source.is_none() => release.name.clone(),
+        _ => String::new(),
+    };
+    Ok((item, request_id))
 }
 
-/// A feed's text as plain text: markup dropped if it is HTML, whitespace
-/// tidied.
-fn text(text: &feed_rs::model::Text) -> String {
-    let content = if text.content_type.as_str().contains("html") {
-        let cleaned = ammonia::Builder::empty().clean(&text.content).to_string();
-        html_escape::decode_html_entities(&cleaned).into_owned()
+fn json_item(value: serde_json::Value, provider_hint: Option<&str>, fallback: &str) -> FeedItem {
+    if value.get("uri").is_some() {
+        return ninjs::from_value(&value, provider_hint);
+    }
+    match serde_json::from_value::<PressRelease>(value) {
+        Ok(release) => {
+            let id = if release.name.is_empty() {
+                fallback.to_string()
+            } else {
+                release.name.clone()
+            };
+            FeedItem::ok(id, release, Vec::new())
+        }
+        Err(error) => FeedItem::failed(
+            fallback.to_string(),
+            format!("not a press release in JSON: {error}"),
+        ),
+    }
+}
+
+/// The source of an item: provider, id, page and version.
+fn source(provider: &str, item_id: &str, url: &str, version: i64) -> Option<Source> {
+    (!item_id.is_empty()).then(|| Source {
+        provider: provider.to_string(),
+        item_id: item_id.to_string(),
+        url: url.to_string(),
+        version,
+    })
+}
+
+/// HTML or text with entities as plain text: markup dropped, entities
+/// decoded (`R&amp;D` → `R&D`, also when a feed escaped it twice),
+/// whitespace tidied.
+pub fn plain_text(text: &str) -> String {
+    let stripped = if text.contains('<') {
+        // Block ends become spaces, so that words of two paragraphs do not
+        // run together.
+        let spaced = text
+            .replace("</p>", "</p> ")
+            .replace("<br", " <br")
+            .replace("</li>", "</li> ");
+        ammonia::Builder::empty().clean(&spaced).to_string()
     } else {
-        text.content.clone()
+        text.to_string()
     };
-    content.split_whitespace().collect::<Vec<_>>().join(" ")
+    decode_text(&stripped)
+}
+
+/// Text with entities decoded (also when a feed escaped them twice, as in
+/// `R&amp;amp;D`) and whitespace tidied; markup is left as text.
+pub fn decode_text(text: &str) -> String {
+    let mut decoded = text.to_string();
+    for _ in 0..2 {
+        let next = html_escape::decode_html_entities(&decoded).into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A valid BCP-47 tag or nothing.
+fn language(tag: &str) -> Option<String> {
+    let tag = tag.trim();
+    (!tag.is_empty() && oxilangtag::LanguageTag::parse(tag).is_ok()).then(|| tag.to_string())
 }
 
 /// The host of a URL without `www.`.
@@ -120,7 +262,7 @@ fn host_of(href: &str) -> Option<String> {
     Some(host.strip_prefix("www.").unwrap_or(host).to_string())
 }
 
-/// A title as a provider name: lower case, words joined by `-`.
+/// A name as a provider: lower case, words joined by `-`.
 fn slug(title: &str) -> String {
     title
         .split(|c: char| !c.is_alphanumeric())
@@ -130,9 +272,131 @@ fn slug(title: &str) -> String {
         .join("-")
 }
 
+/// An http(s) URL or nothing.
+fn http_url(href: &str) -> Option<String> {
+    let url = url::Url::parse(href.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.to_string())
+}
+
+/// Adds a value to a list unless blank or already there (ignoring case);
+/// long values are cut to what the server accepts.
+fn push_unique(list: &mut Vec<String>, value: &str) {
+    let value = decode_text(value);
+    let value: String = value
+        .chars()
+        .take(crate::domain::validate::MAX_SHORT_CHARS)
+        .collect();
+    if !value.is_empty()
+        && list.len() < crate::domain::validate::MAX_VALUES
+        && !list.iter().any(|v| v.eq_ignore_ascii_case(&value))
+    {
+        list.push(value);
+    }
+}
+
+/// Serialises the children of an XML element as HTML: element local names,
+/// attributes without namespaces, text escaped. Elements named in `skip`
+/// are left out with their content. The server sanitises the result.
+fn children_as_html(node: roxmltree::Node<'_, '_>, skip: &[&str]) -> String {
+    let mut out = String::new();
+    for child in node.children() {
+        write_html(child, skip, &mut out);
+    }
+    out.trim().to_string()
+}
+
+fn write_html(node: roxmltree::Node<'_, '_>, skip: &[&str], out: &mut String) {
+    if node.is_text() {
+        out.push_str(&html_escape::encode_text(node.text().unwrap_or_default()));
+        return;
+    }
+    if !node.is_element() {
+        return;
+    }
+    let name = node.tag_name().name();
+    if skip.contains(&name) {
+        return;
+    }
+    out.push('<');
+    out.push_str(name);
+    for attribute in node.attributes() {
+        if attribute.namespace().is_some() || attribute.name() == "xmlns" {
+            continue;
+        }
+        out.push(' ');
+        out.push_str(attribute.name());
+        out.push_str("=\"");
+        out.push_str(&html_escape::encode_double_quoted_attribute(
+            attribute.value(),
+        ));
+        out.push('"');
+    }
+    if node.has_children() {
+        out.push('>');
+        for child in node.children() {
+            write_html(child, skip, out);
+        }
+        out.push_str("</");
+        out.push_str(name);
+        out.push('>');
+    } else if matches!(name, "br" | "hr" | "img") {
+        out.push_str(" />");
+    } else {
+        out.push_str("></");
+        out.push_str(name);
+        out.push('>');
+    }
+}
+
+/// The first descendant element (or self) with this local name.
+fn find<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.descendants()
+        .find(|n| n.is_element() && n.tag_name().name() == name)
+}
+
+/// The child elements with this local name.
+fn children<'a, 'i: 'a>(
+    node: roxmltree::Node<'a, 'i>,
+    name: &'a str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> + 'a {
+    node.children()
+        .filter(move |n| n.is_element() && n.tag_name().name() == name)
+}
+
+/// The first child element with this local name.
+fn child<'a, 'i: 'a>(
+    node: roxmltree::Node<'a, 'i>,
+    name: &'a str,
+) -> Option<roxmltree::Node<'a, 'i>> {
+    children(node, name).next()
+}
+
+/// All text inside an element, whitespace tidied.
+fn text_of(node: roxmltree::Node<'_, '_>) -> String {
+    let mut out = String::new();
+    for d in node.descendants().filter(|n| n.is_text()) {
+        out.push_str(d.text().unwrap_or_default());
+        out.push(' ');
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Options for reading XML: DTDs are allowed (NewsML 1.2 files carry a
+/// doctype) but entities are bounded by the parser.
+fn parse_xml(text: &str) -> Result<roxmltree::Document<'_>, roxmltree::Error> {
+    roxmltree::Document::parse_with_options(
+        text,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::v1::press_release::BodyFormat;
 
     const RSS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
@@ -153,15 +417,23 @@ mod tests {
   </channel>
 </rss>"#;
 
+    fn only(items: Vec<FeedItem>) -> PressRelease {
+        assert_eq!(items.len(), 1, "{items:?}");
+        items
+            .into_iter()
+            .next()
+            .and_then(|i| i.release.ok())
+            .unwrap_or_default()
+    }
+
     #[test]
     fn an_rss_item_becomes_a_press_release() -> Result<(), FeedError> {
-        let items = parse_feed(RSS.as_bytes(), None)?;
-        assert_eq!(items.len(), 1);
-        let release = &items[0].release;
+        let release = only(parse_feed(RSS.as_bytes(), None)?);
         let source = release.source.clone().unwrap_or_default();
         assert_eq!(source.provider, "einpresswire.com");
         assert_eq!(source.item_id, "688361234");
         assert_eq!(source.url, "https://www.einpresswire.com/article/688361234");
+        assert_eq!(source.version, 1_707_397_020, "the item's time");
         assert_eq!(
             release.headline,
             "Ilham Aliyev received Secretary-General of <SCO>"
@@ -172,13 +444,9 @@ mod tests {
         assert_eq!(release.channels, ["Politics", "World & Regional"]);
         assert_eq!(release.language, "en-us");
         assert_eq!(release.publish_time.map(|t| t.seconds), Some(1_707_397_020));
-        let named = parse_feed(RSS.as_bytes(), Some("ein-presswire"))?;
+        let named = only(parse_feed(RSS.as_bytes(), Some("ein-presswire"))?);
         assert_eq!(
-            named[0]
-                .release
-                .source
-                .as_ref()
-                .map(|s| s.provider.as_str()),
+            named.source.as_ref().map(|s| s.provider.as_str()),
             Some("ein-presswire")
         );
         Ok(())
@@ -202,5 +470,35 @@ mod tests {
         assert!(parse_jsonl_line("{not json").is_err());
         assert!(parse_feed(b"<html>no feed</html>", None).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn formats_are_told_apart_by_their_first_element() {
+        assert_eq!(detect(RSS.as_bytes()), Some(Format::Feed));
+        assert_eq!(
+            detect(b"<?xml version=\"1.0\"?>\n<!-- x -->\n<newsMessage xmlns=\"http://iptc.org/std/nar/2006-10-01/\">"),
+            Some(Format::NewsMlG2)
+        );
+        assert_eq!(
+            detect(b"\n<NewsML Version=\"1.2\">"),
+            Some(Format::NewsMl12)
+        );
+        assert_eq!(
+            detect(b"<!DOCTYPE NewsML SYSTEM \"x.dtd\"><NewsML>"),
+            Some(Format::NewsMl12)
+        );
+        assert_eq!(
+            detect(br#"{"uri": "x", "headlines": []}"#),
+            Some(Format::Ninjs)
+        );
+        assert_eq!(detect(br#"{"headline": "x"}"#), Some(Format::ProtoJson));
+        assert_eq!(detect(b"   "), None);
+    }
+
+    #[test]
+    fn plain_text_decodes_what_feeds_escape() {
+        assert_eq!(plain_text("Acme R&amp;amp;D <b>lab</b>"), "Acme R&D lab");
+        assert_eq!(plain_text("Acme R&amp;D\n  lab"), "Acme R&D lab");
+        assert_eq!(plain_text("5 &lt; 6"), "5 < 6");
     }
 }

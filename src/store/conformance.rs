@@ -28,6 +28,7 @@ pub(crate) fn run(open: Open<'_>) {
         ("create, get and the log", create_get_and_log),
         ("request ids", request_ids),
         ("source uniqueness", source_uniqueness),
+        ("a later version of a source", a_later_version_of_a_source),
         ("compare and swap", compare_and_swap),
         (
             "list order, filters and bounds",
@@ -208,6 +209,69 @@ fn source_uniqueness(open: Open<'_>, dir: &Path) {
     assert_eq!(store.log_head(), 1);
 }
 
+fn a_later_version_of_a_source(open: Open<'_>, dir: &Path) {
+    let store = ok(open(dir));
+    let sourced = |id: Uuid, item_id: &str, fingerprint: &str| {
+        let Change::Create(mut create) = create(id, "v1", &[]) else {
+            unreachable!()
+        };
+        create.source = Some(("wire".into(), item_id.into()));
+        create.fingerprint = fingerprint.as_bytes().to_vec();
+        Change::Create(create)
+    };
+    let id = Uuid::now_v7();
+    commit(&*store, vec![sourced(id, "item-1", "v1")]);
+    let later = |expected: i64, headline: &str, item_id: &str| {
+        let mut next = release(id, headline, &[], 1_700_000_000);
+        next.revision = expected + 1;
+        next.source = Some(crate::proto::v1::Source {
+            provider: "wire".into(),
+            item_id: item_id.into(),
+            version: 2,
+            ..Default::default()
+        });
+        Change::Replace(Replacement {
+            id,
+            expected_revision: expected,
+            release: next,
+            kind: ChangeKind::Updated,
+            source_fingerprint: Some(b"v2".to_vec()),
+        })
+    };
+    // Compare-and-swap as for any replacement: the stale one changes nothing.
+    let results = commit(
+        &*store,
+        vec![later(1, "v2", "item-1"), later(1, "v2-lost", "item-1")],
+    );
+    assert_eq!(committed_seq(&results[0]), 2);
+    assert!(matches!(&results[1], Err(Rejected::Stale(r)) if r.headline == "v2"));
+    // The claim now holds the new fingerprint: v2 again is the existing
+    // release, v1 again (its old fingerprint) is other content.
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "item-1", "v2")]);
+    assert!(matches!(&results[0], Ok(Applied::Existing(r)) if r.headline == "v2"));
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "item-1", "v1")]);
+    assert!(matches!(&results[0], Err(Rejected::SourceTaken(r)) if r.headline == "v2"));
+    assert_eq!(store.log_head(), 2);
+    // A replacement cannot take the claim of another release's source.
+    let other = Uuid::now_v7();
+    commit(&*store, vec![sourced(other, "item-2", "x")]);
+    let results = commit(&*store, vec![later(2, "stolen", "item-2")]);
+    assert!(
+        matches!(&results[0], Err(Rejected::SourceTaken(r)) if r.name.ends_with(&other.to_string()))
+    );
+    assert_eq!(store.log_head(), 3, "a refused replacement writes nothing");
+    assert_eq!(ok(store.get(&id)).map(|r| r.headline), Some("v2".into()));
+    // It survives reopening like every other write.
+    drop(store);
+    let store = ok(open(dir));
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "item-1", "v2")]);
+    assert!(matches!(&results[0], Ok(Applied::Existing(r)) if r.headline == "v2"));
+    let results = commit(&*store, vec![sourced(Uuid::now_v7(), "item-2", "x")]);
+    assert!(
+        matches!(&results[0], Ok(Applied::Existing(r)) if r.name.ends_with(&other.to_string()))
+    );
+}
+
 fn compare_and_swap(open: Open<'_>, dir: &Path) {
     let store = ok(open(dir));
     let id = Uuid::now_v7();
@@ -220,6 +284,7 @@ fn compare_and_swap(open: Open<'_>, dir: &Path) {
             expected_revision: expected,
             release: next,
             kind: ChangeKind::Updated,
+            source_fingerprint: None,
         })
     };
     // Two replaces expecting the same revision in one commit: only the first wins.
@@ -235,6 +300,7 @@ fn compare_and_swap(open: Open<'_>, dir: &Path) {
             expected_revision: 1,
             release: PressRelease::default(),
             kind: ChangeKind::Updated,
+            source_fingerprint: None,
         })],
     );
     assert_eq!(results[0], Err(Rejected::NotFound));
@@ -354,6 +420,7 @@ fn indexes_follow_changes(open: Open<'_>, dir: &Path) {
             expected_revision: 1,
             release: moved,
             kind: ChangeKind::Updated,
+            source_fingerprint: None,
         })],
     );
     assert!(
@@ -381,6 +448,7 @@ fn indexes_follow_changes(open: Open<'_>, dir: &Path) {
             expected_revision: 2,
             release: tombstone.clone(),
             kind: ChangeKind::Withdrawn,
+            source_fingerprint: None,
         })],
     );
     assert!(ok(store.list(&ListQuery::default(), None, 10)).is_empty());
@@ -429,6 +497,7 @@ fn replace(id: Uuid, expected: i64, mut next: PressRelease, kind: ChangeKind) ->
         expected_revision: expected,
         release: next,
         kind,
+        source_fingerprint: None,
     })
 }
 

@@ -111,6 +111,13 @@ pub struct Replacement {
     pub release: PressRelease,
     /// What kind of change this is, for the change log.
     pub kind: ChangeKind,
+    /// For a later version of the release's source: the fingerprint of its
+    /// content, which the source claim takes in the same commit, so that the
+    /// same version sent again is found as a duplicate. The source is the
+    /// one `release` names; if another release holds it, the change is
+    /// refused with [`Rejected::SourceTaken`]. `None` leaves the claim as
+    /// it is (an update by mask, a withdrawal, an embargo lifted).
+    pub source_fingerprint: Option<Vec<u8>>,
 }
 
 /// A change that was carried out.
@@ -131,7 +138,8 @@ pub enum Applied {
 /// A change that was refused; nothing of it was written.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rejected {
-    /// Another press release holds the same source, with other content.
+    /// Another press release holds the same source: a create with other
+    /// content, or a replacement naming a source not its own. This is it.
     SourceTaken(PressRelease),
     /// No such release.
     NotFound,

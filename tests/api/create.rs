@@ -218,6 +218,7 @@ async fn a_source_is_unique() -> TestResult {
             provider: "ein-presswire".into(),
             item_id: "688361234".into(),
             url: "https://www.einpresswire.com/article/688361234".into(),
+            ..Default::default()
         }),
         ..release(headline)
     };

@@ -11,6 +11,7 @@ fn sourced(i: usize, headline: &str) -> PressRelease {
             provider: "wire".into(),
             item_id: format!("item-{i}"),
             url: String::new(),
+            ..Default::default()
         }),
         ..release(headline)
     }

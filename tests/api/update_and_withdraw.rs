@@ -213,6 +213,7 @@ async fn source_cannot_change_and_published_cannot_be_embargoed() -> TestResult 
                     provider: "w".into(),
                     item_id: "1".into(),
                     url: String::new(),
+                    ..Default::default()
                 }),
                 ..Default::default()
             },

@@ -344,8 +344,10 @@ async fn a_filtered_watch_gets_progress_and_is_told_when_a_release_leaves() -> T
         unrelated.push(created);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Progress reports the position reached: it gets to the last write
+    // (seq 5), however slowly a loaded machine made the writes.
     let quiet = read_until(&mut stream, Duration::from_secs(10), |w| {
-        w.progress.len() >= 3
+        w.progress.len() >= 3 && w.progress.last().is_some_and(|p| seq(&p.cursor) >= 5)
     })
     .await?;
     assert!(
@@ -353,11 +355,6 @@ async fn a_filtered_watch_gets_progress_and_is_told_when_a_release_leaves() -> T
         "no event for releases outside the filter"
     );
     assert!(quiet.progress.iter().all(|p| p.caught_up));
-    let last_progress = seq(&quiet.last_cursor());
-    assert!(
-        last_progress >= 4,
-        "progress reports the position reached, got {last_progress}"
-    );
 
     // A matching release arrives; changed to stop matching, it is UNMATCHED.
     let matching = server

@@ -156,6 +156,27 @@ impl<'a> Plan<'a> {
         if current.revision != replace.expected_revision {
             return Ok(Err(Rejected::Stale(current)));
         }
+        if let Some(fingerprint) = replace.source_fingerprint
+            && let Some(source) = replace
+                .release
+                .source
+                .as_ref()
+                .filter(|s| !s.provider.is_empty())
+        {
+            let key = layout::source_key(&source.provider, &source.item_id);
+            if let Some(value) = self.read(&key)? {
+                let claim: SourceClaim = open_message(&key, &value)?;
+                if claim.release_id != replace.id.as_bytes() {
+                    let holder = self.indexed_release(&key, &claim.release_id)?;
+                    return Ok(Err(Rejected::SourceTaken(holder)));
+                }
+            }
+            let claim = SourceClaim {
+                release_id: replace.id.as_bytes().to_vec(),
+                fingerprint,
+            };
+            self.put(key, seal_message(&claim));
+        }
         let seq = self.write(
             &replace.id,
             Some((&current, last_seq)),

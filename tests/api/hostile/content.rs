@@ -60,6 +60,7 @@ fn bad_releases() -> Vec<(&'static str, PressRelease)> {
             provider: "wire".into(),
             item_id: "1".into(),
             url: "javascript:alert(1)".into(),
+            ..Default::default()
         })
     });
     add("long URL", &|r| {
@@ -67,6 +68,7 @@ fn bad_releases() -> Vec<(&'static str, PressRelease)> {
             provider: "wire".into(),
             item_id: "1".into(),
             url: format!("https://x.example/{}", "a".repeat(3_000)),
+            ..Default::default()
         })
     });
     add("ftp website", &|r| {
@@ -74,6 +76,7 @@ fn bad_releases() -> Vec<(&'static str, PressRelease)> {
             name: "Acme".into(),
             website: "ftp://acme.example".into(),
             tickers: Vec::new(),
+            ..Default::default()
         })
     });
     add("101 tickers", &|r| {
@@ -87,6 +90,7 @@ fn bad_releases() -> Vec<(&'static str, PressRelease)> {
                 };
                 101
             ],
+            ..Default::default()
         })
     });
     add("ticker exchange with a colon", &|r| {
@@ -97,6 +101,7 @@ fn bad_releases() -> Vec<(&'static str, PressRelease)> {
                 exchange: "NY:SE".into(),
                 symbol: "A".into(),
             }],
+            ..Default::default()
         })
     });
     add("101 channels", &|r| r.channels = vec!["c".into(); 101]);

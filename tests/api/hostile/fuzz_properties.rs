@@ -84,7 +84,7 @@ prop_compose! {
     ) -> PressRelease {
         PressRelease {
             source: (!provider.is_empty() || !item_id.is_empty())
-                .then_some(Source { provider, item_id, url: source_url }),
+                .then_some(Source { provider, item_id, url: source_url, ..Default::default() }),
             headline,
             subheadline,
             summary,
@@ -99,6 +99,7 @@ prop_compose! {
                     .into_iter()
                     .map(|(exchange, symbol)| Ticker { exchange, symbol })
                     .collect(),
+                ..Default::default()
             }),
             contacts: contacts
                 .into_iter()

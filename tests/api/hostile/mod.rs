@@ -81,6 +81,7 @@ fn sample_release(i: usize) -> PressRelease {
             provider: "hostile-wire".into(),
             item_id: format!("item-{i}"),
             url: format!("https://wire.example/{i}"),
+            ..Default::default()
         }),
         headline: format!("Acme opens solar plant number {i}"),
         subheadline: "A new plant".into(),
@@ -100,6 +101,7 @@ fn sample_release(i: usize) -> PressRelease {
                 exchange: "NYSE".into(),
                 symbol: "ACME".into(),
             }],
+            ..Default::default()
         }),
         channels: vec!["business".into(), "energy".into()],
         keywords: vec!["solar".into()],

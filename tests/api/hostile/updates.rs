@@ -105,6 +105,7 @@ async fn bad_updates_are_refused() -> TestResult {
                         provider: "other".into(),
                         item_id: "1".into(),
                         url: String::new(),
+                        ..Default::default()
                     })
                 }),
                 &["source"],
