@@ -29,6 +29,7 @@ async fn search(
             filter,
             page_size,
             page_token: page_token.into(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
