@@ -40,6 +40,7 @@ use axum::{
 };
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 use tracing::Instrument as _;
 use url::Url;
 use uuid::Uuid;
@@ -134,7 +135,7 @@ impl Syndication {
     }
 
     /// The routes: `/feeds/{format}`, and a 404 in the same shape for
-    /// anything else.
+    /// anything else; answers are gzipped for clients that accept it.
     pub fn router(self) -> Router {
         let fallback = self.clone();
         Router::new()
@@ -152,6 +153,7 @@ impl Syndication {
                 }
             })
             .with_state(self)
+            .layer(CompressionLayer::new())
     }
 
     /// Serves the feeds on `listener` until `shutdown` completes; requests
@@ -359,9 +361,7 @@ fn render(
         .unwrap_or_else(|| last_modified.into());
     let info = FeedInfo {
         title: title(request),
-        description: "Press releases, newest first, as Pressroom lists them for this feed's \
-                      filter"
-            .into(),
+        description: "Press releases from Pressroom, newest first".into(),
         home_url: link_base.map_or_else(|| self_url.clone(), Url::to_string),
         self_url,
         updated,

@@ -571,6 +571,10 @@ async fn an_unchanged_feed_is_a_304_until_a_release_is_published() -> TestResult
         StatusCode::OK,
         "each format has its own tag"
     );
+    let gzipped = feeds.get(path, &[("accept-encoding", "gzip")]).await?;
+    assert_eq!(gzipped.header("content-encoding"), "gzip");
+    assert_eq!(gzipped.header("etag"), etag, "the same feed, compressed");
+    assert!(gzipped.body.len() < first.body.len());
     let head = feeds.send(reqwest::Method::HEAD, path, &[]).await?;
     assert_eq!(
         (head.status, head.header("etag")),
