@@ -58,7 +58,7 @@ pub fn write(info: &FeedInfo, entries: &[Entry<'_>]) -> Result<String, atom_synd
         ..Default::default()
     };
     let bytes = feed.write_to(Vec::new())?;
-    Ok(xml_safe(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(xml_safe(bytes))
 }
 
 fn entry(entry: &Entry<'_>) -> AtomEntry {

@@ -139,18 +139,28 @@ fn paragraphs(text: &str) -> String {
     html
 }
 
-/// `xml` without the characters XML 1.0 forbids (C0 controls other than
-/// tab, line feed and carriage return; U+FFFE and U+FFFF), which a stored
-/// text may hold but no XML parser accepts, escaped or not. Markup is
-/// ASCII, so filtering the written document filters every text in it.
-pub fn xml_safe(xml: String) -> String {
+/// A written XML document as text, without the characters XML 1.0 forbids
+/// (C0 controls other than tab, line feed and carriage return; U+FFFE and
+/// U+FFFF), which a stored text may hold but no XML parser accepts, escaped
+/// or not. Markup is ASCII, so filtering the document filters every text
+/// in it. The common case, nothing to drop, is one pass over the bytes and
+/// no copy.
+pub fn xml_safe(xml: Vec<u8>) -> String {
     let forbidden = |c: char| {
         (c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
     };
-    if xml.contains(forbidden) {
-        xml.chars().filter(|&c| !forbidden(c)).collect()
-    } else {
-        xml
+    // U+FFFE and U+FFFF are the only forbidden characters past ASCII, and
+    // both start with the byte 0xEF.
+    let suspect = xml
+        .iter()
+        .any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    match String::from_utf8(xml) {
+        Ok(text) if !suspect || !text.contains(forbidden) => text,
+        Ok(text) => text.chars().filter(|&c| !forbidden(c)).collect(),
+        Err(error) => String::from_utf8_lossy(error.as_bytes())
+            .chars()
+            .filter(|&c| !forbidden(c))
+            .collect(),
     }
 }
 
@@ -197,6 +207,6 @@ mod tests {
     #[test]
     fn drops_what_xml_forbids() {
         assert_eq!(xml_safe("a\u{1}b\tc\u{FFFF}é".into()), "ab\tcé");
-        assert_eq!(xml_safe("plain".into()), "plain");
+        assert_eq!(xml_safe("plain \u{FEFF}ï".into()), "plain \u{FEFF}ï");
     }
 }

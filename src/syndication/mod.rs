@@ -218,22 +218,25 @@ impl Syndication {
         }
 
         let deadline = shared.limits.timeout();
-        let releases = tokio::time::timeout(deadline, self.releases(&request, &caller))
+        let last_modified = validators.stamp.last_modified;
+        let written = async {
+            let releases = self.releases(&request, &caller).await?;
+            let link_base = shared.link_base.clone();
+            tokio::task::spawn_blocking(move || {
+                render(
+                    &request,
+                    &releases,
+                    link_base.as_ref(),
+                    self_url,
+                    last_modified,
+                )
+            })
+            .await
+            .map_err(|error| FeedError::Render(Box::new(error)))?
+        };
+        let body = tokio::time::timeout(deadline, written)
             .await
             .map_err(|_| FeedError::DeadlineExceeded(deadline))??;
-        let link_base = shared.link_base.clone();
-        let last_modified = validators.stamp.last_modified;
-        let body = tokio::task::spawn_blocking(move || {
-            render(
-                &request,
-                &releases,
-                link_base.as_ref(),
-                self_url,
-                last_modified,
-            )
-        })
-        .await
-        .map_err(|error| FeedError::Render(Box::new(error)))??;
         Ok(self.respond(StatusCode::OK, format, &validators, Body::from(body)))
     }
 

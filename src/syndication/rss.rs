@@ -36,7 +36,7 @@ pub fn write(info: &FeedInfo, entries: &[Entry<'_>]) -> Result<String, rss::Erro
         ..Default::default()
     };
     let bytes = channel.write_to(Vec::new())?;
-    Ok(xml_safe(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(xml_safe(bytes))
 }
 
 fn item(entry: &Entry<'_>) -> Item {
