@@ -90,6 +90,9 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
         .feeds_addr
         .ok_or("the corpus server serves no feeds")?;
     let url = format!("http://{feeds_addr}/feeds/rss?channel={CHANNEL}");
+    // reqwest is built with rustls but no crypto provider; plain HTTP
+    // here, but the client wants one all the same.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(IN_FLIGHT)
         .build()?;

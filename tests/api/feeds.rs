@@ -64,9 +64,13 @@ impl Feeds {
         let addr = server
             .feeds_addr
             .ok_or("the server has no feeds listener")?;
+        // reqwest is built with rustls but no crypto provider (for
+        // `pressroom follow`); the feeds here are plain HTTP, but the
+        // client wants one all the same.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder().build()?,
         })
     }
 
@@ -153,6 +157,7 @@ fn full_release() -> PressRelease {
                 exchange: "NASDAQ".into(),
                 symbol: "ACME".into(),
             }],
+            ..Default::default()
         }),
         channels: vec!["Technology".into(), "Business".into()],
         subjects: vec!["Product Launch".into(), "technology".into()],
@@ -166,6 +171,7 @@ fn full_release() -> PressRelease {
             provider: "wire".into(),
             item_id: "item-1".into(),
             url: "https://wire.example/item-1".into(),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -952,7 +958,10 @@ async fn feeds_share_the_limits_and_show_in_the_metrics() -> TestResult {
     assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
 
     let metrics_addr = server.metrics_addr.ok_or("no metrics port")?;
-    let scraped = reqwest::get(format!("http://{metrics_addr}/metrics"))
+    let scraped = feeds
+        .http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
         .await?
         .text()
         .await?;
