@@ -4,17 +4,18 @@
 //! configuration, loads the API keys and TLS files, opens the store, binds
 //! every port (port 0 works; the accessors tell the real ones), starts the
 //! writer and the readers of the change log, and wires the gRPC server and
-//! the side ports (health, metrics, HTTP feeds), ready to serve. [`App::run_until`] starts serving, and
-//! when the given future completes shuts down in order: health turns
-//! `NOT_SERVING`, long-lived streams are told to end, no new calls are
-//! taken, calls in flight finish (bounded by the grace period), the side
-//! ports close, the background readers stop, the writer commits what is
-//! queued, and the store is flushed and closed.
+//! the side ports (health, metrics, HTTP feeds), ready to serve.
+//! [`App::run_until`] starts serving, and when the given future completes
+//! shuts down in order: health turns `NOT_SERVING`, long-lived streams are
+//! told to end, no new calls are taken, calls in flight finish (bounded by
+//! the grace period), the side ports close, the background readers stop,
+//! the writer commits what is queued, and the store is flushed and closed.
 //!
 //! The parts, one file each: `backend` (the store, its writer, the domain
 //! and the change-log readers), `grpc` (TLS, transport, the layers every
 //! call passes, the services), `side_ports` (health port, metrics endpoint,
-//! keys reload) and `error`.
+//! HTTP feeds, keys reload) and `error`. The limits (`api::limits`) are
+//! built here, once, for the gRPC calls and the feeds together.
 
 mod backend;
 mod error;

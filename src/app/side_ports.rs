@@ -1,8 +1,8 @@
 //! What runs beside the gRPC server: the plaintext health port (for
 //! Kubernetes probes when the gRPC port speaks TLS), the Prometheus metrics
-//! endpoint, the HTTP feeds, and the reloading of the keys file. Each is prepared by
-//! `App::build` and started by `App::run_until`; they stop once the gRPC
-//! server has stopped.
+//! endpoint, the HTTP feeds, and the reloading of the keys file. Each is
+//! prepared by `App::build` and started by `App::run_until`; they stop once
+//! the gRPC server has stopped.
 
 use std::time::Duration;
 
@@ -74,7 +74,10 @@ impl SidePorts {
     pub(super) fn feeds(&mut self, port: Bound, feeds: Syndication) {
         let stop = self.stop.clone();
         self.tasks.push(Box::pin(async move {
-            tracing::info!(addr = %port.addr, "serving RSS, Atom and JSON Feed at /feeds/{{rss,atom,json}}");
+            tracing::info!(
+                addr = %port.addr,
+                "serving RSS, Atom and JSON Feed at /feeds/{{rss,atom,json}}"
+            );
             if let Err(error) = feeds.serve(port.listener, stop.cancelled_owned()).await {
                 tracing::error!(%error, "the feeds listener failed");
             }
