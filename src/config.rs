@@ -92,6 +92,24 @@ pub struct ServeConfig {
     #[arg(long, env = "PRESSROOM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Address serving RSS, Atom and JSON Feed over HTTP at
+    /// `/feeds/{rss|atom|json}`, e.g. `0.0.0.0:8080`; off when unset. It
+    /// takes the same API keys as gRPC (`Authorization: Bearer` or `?key=`).
+    #[arg(long, env = "PRESSROOM_FEEDS_LISTEN")]
+    pub feeds_listen: Option<SocketAddr>,
+
+    /// Public base URL of the pages that show press releases: a feed item
+    /// links to this URL followed by the release's name (without it, to the
+    /// release's source URL), e.g. `https://newsroom.example.com/`.
+    #[arg(long, env = "PRESSROOM_FEEDS_LINK_BASE")]
+    pub feeds_link_base: Option<url::Url>,
+
+    /// How long feed readers and browsers may reuse a feed before asking
+    /// again (`Cache-Control: max-age`); `0s` makes them ask every time.
+    /// Asking again is cheap: an unchanged feed is a 304.
+    #[arg(long, env = "PRESSROOM_FEEDS_MAX_AGE", default_value = "60s", value_parser = parse_duration)]
+    pub feeds_max_age: Duration,
+
     /// Largest request message, in bytes.
     #[arg(long, env = "PRESSROOM_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_bytes: usize,
@@ -104,6 +122,16 @@ pub struct ServeConfig {
     /// refused with RESOURCE_EXHAUSTED.
     #[arg(long, env = "PRESSROOM_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
+
+    /// Most calls in flight at once for one API key (gRPC calls and feed
+    /// requests; when API keys are on); past it that key's calls are refused
+    /// with RESOURCE_EXHAUSTED (HTTP 429).
+    #[arg(
+        long,
+        env = "PRESSROOM_MAX_CONCURRENT_REQUESTS_PER_KEY",
+        default_value_t = 128
+    )]
+    pub max_concurrent_requests_per_key: usize,
 
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(
@@ -195,6 +223,27 @@ impl ServeConfig {
                 self.listen
             ));
         }
+        if let Some(feeds) = self.feeds_listen
+            && self.keys_file.is_none()
+            && !feeds.ip().is_loopback()
+            && !self.insecure
+        {
+            problems.push(format!(
+                "--feeds-listen (PRESSROOM_FEEDS_LISTEN) {feeds} is not a loopback address and \
+                 there is no --keys-file (PRESSROOM_KEYS_FILE): configure API keys, or pass \
+                 --insecure (PRESSROOM_INSECURE) to serve feeds without authentication anyway"
+            ));
+        }
+        if let Some(base) = &self.feeds_link_base
+            && !matches!(base.scheme(), "http" | "https")
+        {
+            problems.push(format!(
+                "--feeds-link-base (PRESSROOM_FEEDS_LINK_BASE) must be an http or https URL, got {base}"
+            ));
+        }
+        if self.feeds_max_age > Duration::from_secs(86_400) {
+            problems.push("--feeds-max-age (PRESSROOM_FEEDS_MAX_AGE) must be at most 1d".into());
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             problems.push(
                 "--tls-cert (PRESSROOM_TLS_CERT) and --tls-key (PRESSROOM_TLS_KEY) go together"
@@ -209,6 +258,7 @@ impl ServeConfig {
         for (flag, addr) in [
             ("--health-listen", self.health_listen),
             ("--metrics-listen", self.metrics_listen),
+            ("--feeds-listen", self.feeds_listen),
         ] {
             if let Some(addr) = addr
                 && addr == self.listen
@@ -233,6 +283,10 @@ impl ServeConfig {
             (
                 "--max-concurrent-requests (PRESSROOM_MAX_CONCURRENT_REQUESTS)",
                 self.max_concurrent_requests,
+            ),
+            (
+                "--max-concurrent-requests-per-key (PRESSROOM_MAX_CONCURRENT_REQUESTS_PER_KEY)",
+                self.max_concurrent_requests_per_key,
             ),
             ("--max-watchers (PRESSROOM_MAX_WATCHERS)", self.max_watchers),
             (

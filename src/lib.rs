@@ -24,6 +24,9 @@
 //! - [`feed`]: readers of the change log: watch streams (history, then
 //!   live) and the embargo scheduler.
 //! - [`search`]: the tantivy full-text index, one more reader of the log.
+//! - [`syndication`]: RSS, Atom and JSON Feed over HTTP, for consumers that
+//!   do not speak gRPC: built from the domain's List and Search, with the
+//!   same keys and limits, and conditional GET.
 //! - [`proto`]: the generated `pressroom.v1` messages, server and client,
 //!   and the helpers of their `Timestamp`.
 //! - [`telemetry`]: tracing set up once; [`prometheus`]: the metrics
@@ -46,6 +49,7 @@ pub mod proto;
 pub mod search;
 pub mod shutdown;
 pub mod store;
+pub mod syndication;
 pub mod telemetry;
 pub mod text;
 

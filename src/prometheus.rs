@@ -41,6 +41,12 @@ pub fn handle() -> Option<PrometheusHandle> {
                         Matcher::Full("pressroom_write_batch_size".into()),
                         BATCH_BUCKETS,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("pressroom_feed_request_seconds".into()),
+                        LATENCY_BUCKETS,
+                    )
                 });
             let recorder = match builder {
                 Ok(builder) => builder.build_recorder(),

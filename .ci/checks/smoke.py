@@ -27,7 +27,8 @@ and a listening port only if it is taken on this machine. Then it checks:
   exist in their subcommands;
 - at run time: the startup, liveness and readiness probes' gRPC health
   checks answer SERVING on the port each probe names; the metrics port
-  answers GET /metrics with `grpc_server_started_total`; on SIGTERM the
+  answers GET /metrics with `grpc_server_started_total`; the feeds port, if
+  any, refuses GET /feeds/rss without a key (401); on SIGTERM the
   process exits 0 within the time the kubelet allows.
 
 Usage: smoke.py --binary target/debug/pressroom --dockerfile Dockerfile \
@@ -47,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import grpc
@@ -54,7 +56,8 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 IMAGE_BINARY = "/usr/local/bin/pressroom"
-LISTEN_VARS = ("PRESSROOM_LISTEN", "PRESSROOM_HEALTH_LISTEN", "PRESSROOM_METRICS_LISTEN")
+LISTEN_VARS = ("PRESSROOM_LISTEN", "PRESSROOM_HEALTH_LISTEN", "PRESSROOM_METRICS_LISTEN",
+               "PRESSROOM_FEEDS_LISTEN")
 STARTUP_CAP_SECONDS = 60
 METRIC = "grpc_server_started_total"
 
@@ -373,7 +376,7 @@ def static_checks(pod, statefulset, objects, binary, problems):
             problems.append(f"{where}: containerPort {port.get('name')}={port['containerPort']} "
                             f"is not a port the binary listens on ({listening})")
     expected = {"grpc": "PRESSROOM_LISTEN", "health": "PRESSROOM_HEALTH_LISTEN",
-                "metrics": "PRESSROOM_METRICS_LISTEN"}
+                "metrics": "PRESSROOM_METRICS_LISTEN", "feeds": "PRESSROOM_FEEDS_LISTEN"}
     for port_name, var in expected.items():
         if port_name in named and listening.get(named[port_name]) != var:
             problems.append(f"{where}: port {port_name} ({named[port_name]}) is not {var}")
@@ -609,6 +612,28 @@ def run_overlay(name, rendered, binary, image, work):
             log(f"metrics        GET :{metrics_port}{path}: has {METRIC}")
         else:
             raise Failure(f"{name}: PRESSROOM_METRICS_LISTEN is not set")
+
+        if "PRESSROOM_FEEDS_LISTEN" in pod.env:
+            # The example keys hold placeholder hashes, so no key is known
+            # here: the feeds must answer, and refuse a caller without one.
+            feeds_port = split_hostport(pod.env["PRESSROOM_FEEDS_LISTEN"])[1]
+            url = f"http://127.0.0.1:{feeds_port}/feeds/rss"
+            status = None
+            for _ in range(20):
+                try:
+                    with urllib.request.urlopen(url, timeout=3) as reply:
+                        status = reply.status
+                except urllib.error.HTTPError as e:
+                    status = e.code
+                except OSError:
+                    pass
+                if status is not None:
+                    break
+                time.sleep(0.25)
+            if status != 401:
+                raise Failure(f"{name}: GET {url} without a key: {status}, not 401\n"
+                              + server_log())
+            log(f"feeds          GET :{feeds_port}/feeds/rss without a key: 401")
 
         # The kubelet sends SIGTERM after the preStop sleep, and SIGKILL
         # terminationGracePeriodSeconds after the start of preStop.

@@ -181,7 +181,9 @@ impl Corpus {
     pub async fn server(&mut self) -> BenchResult<&Server> {
         if self.server.is_none() {
             let started = Instant::now();
-            let server = Server::start(&self.data_dir(), &[]).await?;
+            // With the HTTP feeds on, for the `feeds` scenario.
+            let server =
+                Server::start(&self.data_dir(), &["--feeds-listen", "127.0.0.1:0"]).await?;
             let mut client = server.client().await?;
             let expected = self.records.len();
             let deadline = started + REBUILD_TIMEOUT;

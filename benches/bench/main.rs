@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search]
+//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -18,7 +18,7 @@
 //!   scenarios, and the in-process references that need the store itself.
 //! - [`measure`]: latencies, percentiles, memory, the summary.
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
-//!   [`list`], [`search`].
+//!   [`list`], [`search`], [`feeds`].
 
 /// The allocator the `pressroom` binary uses, so that what is measured is
 /// what ships (the references run on it too).
@@ -28,6 +28,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod corpus;
 mod echo;
 mod fanout;
+mod feeds;
 mod generate;
 mod get;
 mod ingest;
@@ -48,7 +49,9 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The scenarios, in the order they run: those on fresh data dirs first,
 /// then those reading the corpus (the list reference needs the store before
 /// the server holds it).
-const SCENARIOS: [&str; 6] = ["fanout", "ingest", "list", "get", "replay", "search"];
+const SCENARIOS: [&str; 7] = [
+    "fanout", "ingest", "list", "get", "replay", "search", "feeds",
+];
 
 /// The sizes and durations of a run.
 #[derive(Clone, Debug)]
@@ -77,6 +80,10 @@ pub struct Plan {
     pub list_calls: usize,
     /// Queries of `search` on each side.
     pub search_calls: usize,
+    /// One measuring round of `feeds`, for each kind of request.
+    pub feeds_round: Duration,
+    /// Rounds of `feeds`, alternating the kinds.
+    pub feeds_rounds: usize,
 }
 
 impl Plan {
@@ -95,6 +102,8 @@ impl Plan {
                 soak_writes: 1_000,
                 list_calls: 300,
                 search_calls: 300,
+                feeds_round: Duration::from_secs(1),
+                feeds_rounds: 5,
             }
         } else {
             Self {
@@ -110,13 +119,15 @@ impl Plan {
                 soak_writes: 5_000,
                 list_calls: 2_000,
                 search_calls: 2_000,
+                feeds_round: Duration::from_secs(3),
+                feeds_rounds: 7,
             }
         }
     }
 }
 
 const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
-scenarios: get ingest fanout replay list search (default: all)
+scenarios: get ingest fanout replay list search feeds (default: all)
   --quick   about a minute: smaller corpus, shorter phases
   --bench   given by `cargo bench`; without it (e.g. under `cargo test
             --all-targets`) nothing is run";
@@ -198,6 +209,7 @@ async fn run_scenarios(plan: &Plan, selected: &[&str]) -> BenchResult<usize> {
             "get" => get::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "replay" => replay::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "search" => search::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
+            "feeds" => feeds::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             _ => {}
         }
     }

@@ -29,6 +29,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its open watch streams.
     pub watchers: WatcherRegistry,
+    /// Where it serves the HTTP feeds, if it does.
+    pub feeds_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
 }
@@ -71,6 +73,7 @@ impl Server {
         let app = App::build(config(data_dir, flags)?).await?;
         let addr = app.local_addr();
         let watchers = app.watchers();
+        let feeds_addr = app.feeds_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -78,6 +81,7 @@ impl Server {
         Ok(Self {
             addr,
             watchers,
+            feeds_addr,
             stop: Some(stop),
             task: Some(task),
         })

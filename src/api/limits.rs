@@ -1,18 +1,22 @@
-//! Resource limits in front of the press-release service: a global limit on
-//! calls in flight that sheds load at once (RESOURCE_EXHAUSTED, never an
-//! unbounded queue), and a deadline on unary calls (the server's, or the
-//! client's `grpc-timeout` when that is shorter). Watch and backup streams
-//! are long-lived by design and left to their own limits.
+//! Resource limits in front of the press-release service and the HTTP
+//! feeds: a global limit on calls in flight that sheds load at once
+//! (RESOURCE_EXHAUSTED, never an unbounded queue), a limit per API key of
+//! the same kind (when keys are on, so that one key cannot take every
+//! slot), and a deadline on unary calls (the server's, or the client's
+//! `grpc-timeout` when that is shorter). Watch and backup streams are
+//! long-lived by design and left to their own limits. The gRPC layer and
+//! the feeds share one [`LimitsLayer`], so the limits count both.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
     time::Duration,
 };
 
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
@@ -20,13 +24,68 @@ use super::{
     methods::{Kind, Method},
     status::ApiError,
 };
+use crate::domain::Caller;
 
 /// Applies the limits.
 #[derive(Clone)]
 pub struct LimitsLayer {
     in_flight: Arc<Semaphore>,
     limit: usize,
+    per_key: Option<Arc<KeySlots>>,
     unary_timeout: Duration,
+}
+
+/// Calls in flight per API key.
+struct KeySlots {
+    limit: usize,
+    taken: Mutex<HashMap<String, usize>>,
+}
+
+/// A call's place among the calls in flight, given back when dropped.
+pub struct Admission {
+    _slot: OwnedSemaphorePermit,
+    _key: Option<KeySlot>,
+}
+
+/// One key's slot, given back when dropped.
+struct KeySlot {
+    slots: Arc<KeySlots>,
+    key: String,
+}
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        let mut taken = self
+            .slots
+            .taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = taken.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                taken.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The server is at its limit.
+    #[error("the server is at its limit of {limit} calls in flight; retry with backoff")]
+    Server {
+        /// The limit.
+        limit: usize,
+    },
+    /// The caller's key is at its limit.
+    #[error("the API key {key:?} is at its limit of {limit} calls in flight; retry with backoff")]
+    Key {
+        /// The key's name.
+        key: String,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl LimitsLayer {
@@ -36,8 +95,54 @@ impl LimitsLayer {
         Self {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             limit: max_in_flight,
+            per_key: None,
             unary_timeout,
         }
+    }
+
+    /// Also at most `max_per_key` calls at once for one API key.
+    pub fn per_key(mut self, max_per_key: usize) -> Self {
+        self.per_key = Some(Arc::new(KeySlots {
+            limit: max_per_key,
+            taken: Mutex::default(),
+        }));
+        self
+    }
+
+    /// How long a unary call (or a feed request) may take.
+    pub fn timeout(&self) -> Duration {
+        self.unary_timeout
+    }
+
+    /// Admits a call of `caller` (`None`: no caller known yet) if the
+    /// server and the caller's key have a slot free; refuses it at once
+    /// otherwise.
+    pub fn admit(&self, caller: Option<&Caller>) -> Result<Admission, Refusal> {
+        let slot = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Server { limit: self.limit })?;
+        let key = match (&self.per_key, caller) {
+            (Some(slots), Some(caller)) => {
+                let mut taken = slots.taken.lock().unwrap_or_else(PoisonError::into_inner);
+                let count = taken.entry(caller.name.clone()).or_default();
+                if *count >= slots.limit {
+                    return Err(Refusal::Key {
+                        key: caller.name.clone(),
+                        limit: slots.limit,
+                    });
+                }
+                *count += 1;
+                Some(KeySlot {
+                    slots: Arc::clone(slots),
+                    key: caller.name.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(Admission {
+            _slot: slot,
+            _key: key,
+        })
     }
 }
 
@@ -77,11 +182,13 @@ where
         if !method.is_pressroom() || method.is_long_lived() {
             return Box::pin(self.inner.call(request));
         }
-        let Ok(permit) = Arc::clone(&self.layer.in_flight).try_acquire_owned() else {
-            let limit = self.layer.limit;
-            return Box::pin(async move {
-                Ok(Status::from(ApiError::Overloaded { limit }).into_http())
-            });
+        let permit = match self.layer.admit(request.extensions().get::<Caller>()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                return Box::pin(
+                    async move { Ok(Status::from(ApiError::from(refusal)).into_http()) },
+                );
+            }
         };
         let deadline = (method.kind == Kind::Unary).then(|| {
             client_timeout(&request).map_or(self.layer.unary_timeout, |t| {
@@ -172,6 +279,34 @@ mod tests {
         assert_eq!(status(&response), Some("4"));
         assert!(started.elapsed() < Duration::from_millis(250));
         Ok(())
+    }
+
+    #[test]
+    fn one_key_cannot_take_every_slot() {
+        let limits = LimitsLayer::new(4, Duration::from_secs(30)).per_key(2);
+        let caller = |name: &str| Caller {
+            name: name.into(),
+            role: crate::domain::Role::Reader,
+        };
+        let (busy, other) = (caller("busy"), caller("other"));
+        let first = limits.admit(Some(&busy));
+        let second = limits.admit(Some(&busy));
+        assert!(first.is_ok() && second.is_ok());
+        assert!(matches!(
+            limits.admit(Some(&busy)),
+            Err(Refusal::Key { limit: 2, .. })
+        ));
+        let third = limits.admit(Some(&other));
+        assert!(third.is_ok(), "another key still gets in");
+        drop(first);
+        let again = limits.admit(Some(&busy));
+        assert!(again.is_ok(), "a slot given back is free again");
+        let fourth = limits.admit(Some(&other));
+        assert!(fourth.is_ok());
+        assert!(matches!(
+            limits.admit(None),
+            Err(Refusal::Server { limit: 4 })
+        ));
     }
 
     #[tokio::test]

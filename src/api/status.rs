@@ -11,6 +11,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
+use super::limits::Refusal;
 use crate::{
     domain::{DomainError, Role},
     telemetry,
@@ -90,12 +91,9 @@ pub enum ApiError {
         /// The key's role.
         role: Role,
     },
-    /// Too many calls in flight.
-    #[error("the server is at its limit of {limit} calls in flight; retry with backoff")]
-    Overloaded {
-        /// The limit.
-        limit: usize,
-    },
+    /// Too many calls in flight, on the server or for the caller's key.
+    #[error(transparent)]
+    Overloaded(#[from] Refusal),
     /// A unary call ran past its deadline.
     #[error("the call did not finish within {0:?}")]
     DeadlineExceeded(Duration),
@@ -110,7 +108,7 @@ impl From<ApiError> for Status {
         match error {
             ApiError::NoKey | ApiError::UnknownKey => Status::unauthenticated(message),
             ApiError::RoleTooSmall { .. } => Status::permission_denied(message),
-            ApiError::Overloaded { .. } => Status::resource_exhausted(message),
+            ApiError::Overloaded(_) => Status::resource_exhausted(message),
             ApiError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
             ApiError::NoCaller => internal(&error),
         }

@@ -16,13 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppError;
 use crate::{
-    api::PressReleaseApi,
+    api::{PressReleaseApi, limits::LimitsLayer},
+    api_keys::Keys,
     config::ServeConfig,
     domain::PressReleases,
     feed::{Feed, FeedSettings, WatcherRegistry, embargo},
     prometheus,
     search::{self, SearchIndex},
     store::{SledStore, Store, StoreError, Writer},
+    syndication::{Syndication, SyndicationMetrics, SyndicationSettings},
 };
 
 /// The store, its writer, the domain and the change-log readers, running.
@@ -122,6 +124,22 @@ impl Backend {
     /// The gRPC service over the domain and the feed.
     pub(super) fn api(&self) -> PressReleaseApi {
         PressReleaseApi::new(self.releases.clone(), self.feed.clone())
+    }
+
+    /// The HTTP feeds over the domain, as `config` sets them up.
+    pub(super) fn feeds(
+        &self,
+        config: &ServeConfig,
+        keys: Option<Keys>,
+        limits: LimitsLayer,
+        metrics: SyndicationMetrics,
+    ) -> Syndication {
+        let settings = SyndicationSettings {
+            link_base: config.feeds_link_base.clone(),
+            max_age: config.feeds_max_age.as_secs(),
+            store_id: self.store.store_id(),
+        };
+        Syndication::new(self.releases.clone(), keys, limits, metrics, settings)
     }
 
     /// What the metrics endpoint reads its gauges from.

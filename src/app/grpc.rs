@@ -43,13 +43,15 @@ pub(super) struct GrpcServer {
 
 impl GrpcServer {
     /// Wires the server on `listener`: TLS (`tls`), the transport settings
-    /// and layers of `config`, authentication against `keys`, and the
-    /// services, with `health` reporting ours as serving. It stops taking
-    /// calls once `draining` is cancelled.
+    /// and layers of `config`, authentication against `keys`, the `limits`
+    /// (shared with the feeds), and the services, with `health` reporting
+    /// ours as serving. It stops taking calls once `draining` is cancelled.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn build(
         config: &ServeConfig,
         tls: Option<ServerTlsConfig>,
         keys: Option<Keys>,
+        limits: LimitsLayer,
         api: PressReleaseApi,
         health: HealthReporter,
         listener: Bound,
@@ -87,10 +89,7 @@ impl GrpcServer {
             )
             .layer(metrics)
             .layer(AuthLayer::new(keys))
-            .layer(LimitsLayer::new(
-                config.max_concurrent_requests,
-                config.request_timeout,
-            ));
+            .layer(limits);
 
         let tls_on = tls.is_some();
         let mut server = Server::builder();

@@ -4,17 +4,18 @@
 //! configuration, loads the API keys and TLS files, opens the store, binds
 //! every port (port 0 works; the accessors tell the real ones), starts the
 //! writer and the readers of the change log, and wires the gRPC server and
-//! the side ports, ready to serve. [`App::run_until`] starts serving, and
-//! when the given future completes shuts down in order: health turns
-//! `NOT_SERVING`, long-lived streams are told to end, no new calls are
-//! taken, calls in flight finish (bounded by the grace period), the side
-//! ports close, the background readers stop, the writer commits what is
-//! queued, and the store is flushed and closed.
+//! the side ports (health, metrics, HTTP feeds), ready to serve.
+//! [`App::run_until`] starts serving, and when the given future completes
+//! shuts down in order: health turns `NOT_SERVING`, long-lived streams are
+//! told to end, no new calls are taken, calls in flight finish (bounded by
+//! the grace period), the side ports close, the background readers stop,
+//! the writer commits what is queued, and the store is flushed and closed.
 //!
 //! The parts, one file each: `backend` (the store, its writer, the domain
 //! and the change-log readers), `grpc` (TLS, transport, the layers every
 //! call passes, the services), `side_ports` (health port, metrics endpoint,
-//! keys reload) and `error`.
+//! HTTP feeds, keys reload) and `error`. The limits (`api::limits`) are
+//! built here, once, for the gRPC calls and the feeds together.
 
 mod backend;
 mod error;
@@ -30,7 +31,8 @@ use tonic_health::server::HealthReporter;
 pub use self::error::AppError;
 use self::{backend::Backend, grpc::GrpcServer, side_ports::SidePorts};
 use crate::{
-    api_keys::Keys, config::ServeConfig, feed::WatcherRegistry, store::Store as _, telemetry,
+    api::limits::LimitsLayer, api_keys::Keys, config::ServeConfig, feed::WatcherRegistry,
+    prometheus, store::Store as _, syndication::SyndicationMetrics, telemetry,
 };
 
 /// A server that has opened its store, bound its ports and wired
@@ -39,6 +41,7 @@ pub struct App {
     addr: SocketAddr,
     health_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    feeds_addr: Option<SocketAddr>,
     backend: Backend,
     grpc: GrpcServer,
     side_ports: SidePorts,
@@ -59,6 +62,7 @@ impl App {
         let listener = Bound::bind(config.listen).await?;
         let health_port = Bound::bind_if_set(config.health_listen).await?;
         let metrics_port = Bound::bind_if_set(config.metrics_listen).await?;
+        let feeds_port = Bound::bind_if_set(config.feeds_listen).await?;
         tracing::info!(
             data_dir = %config.data_dir.display(),
             log_head = store.log_head(),
@@ -74,10 +78,16 @@ impl App {
         let backend = Backend::start(&config, store, &everything, draining.clone())?;
         let health = HealthReporter::new();
         let addr = listener.addr;
+        // gRPC calls and feed requests share the limits.
+        let mut limits = LimitsLayer::new(config.max_concurrent_requests, config.request_timeout);
+        if keys.is_some() {
+            limits = limits.per_key(config.max_concurrent_requests_per_key);
+        }
         let grpc = GrpcServer::build(
             &config,
             tls,
             keys.clone(),
+            limits.clone(),
             backend.api(),
             health.clone(),
             listener,
@@ -85,9 +95,10 @@ impl App {
         )
         .await?;
 
-        let (health_addr, metrics_addr) = (
+        let (health_addr, metrics_addr, feeds_addr) = (
             health_port.as_ref().map(|port| port.addr),
             metrics_port.as_ref().map(|port| port.addr),
+            feeds_port.as_ref().map(|port| port.addr),
         );
         let mut side_ports = SidePorts::new(everything.child_token());
         if let Some(port) = health_port {
@@ -96,6 +107,15 @@ impl App {
         if let Some(port) = metrics_port {
             side_ports.metrics(port, backend.metrics_sources());
         }
+        if let Some(port) = feeds_port {
+            let metrics = if config.metrics_listen.is_some() {
+                prometheus::handle();
+                SyndicationMetrics::recording()
+            } else {
+                SyndicationMetrics::off()
+            };
+            side_ports.feeds(port, backend.feeds(&config, keys.clone(), limits, metrics));
+        }
         if let Some(keys) = keys {
             side_ports.reload_keys(keys);
         }
@@ -103,6 +123,7 @@ impl App {
             addr,
             health_addr,
             metrics_addr,
+            feeds_addr,
             backend,
             grpc,
             side_ports,
@@ -123,6 +144,11 @@ impl App {
     /// The address of the metrics endpoint, if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The address of the HTTP feeds, if any.
+    pub fn feeds_addr(&self) -> Option<SocketAddr> {
+        self.feeds_addr
     }
 
     /// The open watch streams and what each holds.

@@ -1,8 +1,8 @@
 //! What runs beside the gRPC server: the plaintext health port (for
 //! Kubernetes probes when the gRPC port speaks TLS), the Prometheus metrics
-//! endpoint, and the reloading of the keys file. Each is prepared by
-//! `App::build` and started by `App::run_until`; they stop once the gRPC
-//! server has stopped.
+//! endpoint, the HTTP feeds, and the reloading of the keys file. Each is
+//! prepared by `App::build` and started by `App::run_until`; they stop once
+//! the gRPC server has stopped.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::server::HealthReporter;
 
 use super::{Bound, grpc::health_service};
-use crate::{api_keys::Keys, prometheus, telemetry};
+use crate::{api_keys::Keys, prometheus, syndication::Syndication, telemetry};
 
 /// The side tasks, prepared and not yet started.
 pub(super) struct SidePorts {
@@ -66,6 +66,20 @@ impl SidePorts {
                 prometheus::serve(port.listener, sources, stop.cancelled_owned()).await
             {
                 tracing::error!(%error, "the metrics endpoint failed");
+            }
+        }));
+    }
+
+    /// Serves the HTTP feeds on `port`.
+    pub(super) fn feeds(&mut self, port: Bound, feeds: Syndication) {
+        let stop = self.stop.clone();
+        self.tasks.push(Box::pin(async move {
+            tracing::info!(
+                addr = %port.addr,
+                "serving RSS, Atom and JSON Feed at /feeds/{{rss,atom,json}}"
+            );
+            if let Err(error) = feeds.serve(port.listener, stop.cancelled_owned()).await {
+                tracing::error!(%error, "the feeds listener failed");
             }
         }));
     }

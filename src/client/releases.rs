@@ -344,6 +344,7 @@ pub(super) async fn search(args: SearchArgs) -> Result<(), ClientError> {
                 filter: filter.clone(),
                 page_size: (args.limit - results.len()).min(100) as i32,
                 page_token,
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -42,6 +42,7 @@ pub use embargo::Publishing;
 pub use error::{DomainError, FieldViolation};
 pub use import::{IMPORT_BATCH, ImportSummary};
 pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use search::{MAX_SEARCH_PAGE_SIZE, check_query};
 
 use crate::{
     proto::v1::{GetPressReleaseRequest, PressRelease, press_release::State},
@@ -68,6 +69,15 @@ impl PressReleases {
         }
     }
 
+    /// How far reads reflect the change log right now; cheap (no record
+    /// is read), for validators of answers that callers keep.
+    pub fn read_positions(&self) -> ReadPositions {
+        ReadPositions {
+            durable: *self.writer.durable_head().borrow(),
+            searchable: self.search.position(),
+        }
+    }
+
     /// Gets a press release that is not withdrawn.
     pub async fn get(
         &self,
@@ -89,6 +99,18 @@ impl PressReleases {
             _ => Err(not_found(name)),
         }
     }
+}
+
+/// How far reads reflect the change log: `Get` and `List` show every change
+/// up to `durable` (at least), `Search` finds what the index held at
+/// `searchable` (at most `durable`). An answer read after these were taken
+/// is at least as new as they say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReadPositions {
+    /// The last change on disk.
+    pub durable: u64,
+    /// The last change the search index holds.
+    pub searchable: u64,
 }
 
 /// The error for a release that does not exist (or may not be seen).

@@ -10,7 +10,7 @@ use crate::{
         Highlight, SearchPressReleasesRequest, SearchPressReleasesResponse, SearchResult,
         press_release::State,
     },
-    search::query,
+    search::{Order, query},
 };
 
 /// Default page size of search.
@@ -33,7 +33,15 @@ impl PressReleases {
         if request.page_size < 0 {
             v.add("page_size", "must not be negative");
         }
+        let order = order(&request.order_by);
+        if order.is_none() {
+            v.add(
+                "order_by",
+                "must be empty (most relevant first) or `publish_time desc` (newest first)",
+            );
+        }
         v.into_result()?;
+        let order = order.unwrap_or_default();
         let page_size = match request.page_size {
             0 => DEFAULT_SEARCH_PAGE_SIZE,
             size => (size as usize).min(MAX_SEARCH_PAGE_SIZE),
@@ -41,7 +49,10 @@ impl PressReleases {
         let parsed = query::parse(&request.query)
             .map_err(|e| DomainError::invalid("query", e.to_string()))?;
         let list_query = filter::to_query(request.filter.as_ref(), "filter")?;
-        let fingerprint = filter::fingerprint(&list_query, &request.query);
+        let fingerprint = filter::fingerprint(
+            &list_query,
+            &format!("{}|{}", request.query, request.order_by),
+        );
         let offset = match request.page_token.as_str() {
             "" => 0,
             token => page_token::decode_offset(token, fingerprint).map_err(|e| e.to_domain())?,
@@ -55,7 +66,7 @@ impl PressReleases {
         let index = self.search.clone();
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
-            let hits = index.search(&parsed, &list_query, offset as usize, page_size)?;
+            let hits = index.search(&parsed, &list_query, order, offset as usize, page_size)?;
             let mut results = Vec::with_capacity(hits.hits.len());
             for (score, id) in &hits.hits {
                 let Some(release) = store.get(id)? else {
@@ -93,5 +104,25 @@ impl PressReleases {
         })
         .await
         .map_err(DomainError::from_join)?
+    }
+}
+
+/// Checks the text of a search query as [`PressReleases::search`] does
+/// (length, characters, syntax) without running it, with the same error.
+pub fn check_query(text: &str) -> Result<(), DomainError> {
+    let mut v = Violations::default();
+    v.line("query", text, MAX_QUERY_CHARS);
+    v.into_result()?;
+    query::parse(text).map_err(|e| DomainError::invalid("query", e.to_string()))?;
+    Ok(())
+}
+
+/// The order an `order_by` names; `None` if it names none we know.
+fn order(order_by: &str) -> Option<Order> {
+    let words: Vec<&str> = order_by.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Some(Order::Relevance),
+        ["publish_time", "desc"] => Some(Order::Newest),
+        _ => None,
     }
 }

@@ -87,6 +87,16 @@ pub enum Status {
     },
 }
 
+/// The order of search results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Most relevant first (BM25).
+    #[default]
+    Relevance,
+    /// Newest `publish_time` first; the scores are then 0.
+    Newest,
+}
+
 /// A handle to the search index. Cheap to clone.
 #[derive(Clone)]
 pub struct SearchIndex {
@@ -199,11 +209,13 @@ impl SearchIndex {
         self.shared.committed.load(Ordering::Acquire)
     }
 
-    /// Runs a query narrowed by a `List` filter; returns one page.
+    /// Runs a query narrowed by a `List` filter; returns one page in
+    /// `order`.
     pub fn search(
         &self,
         query: &Query,
         filter: &ListQuery,
+        order: Order,
         offset: usize,
         limit: usize,
     ) -> Result<Hits, SearchError> {
@@ -217,13 +229,17 @@ impl SearchIndex {
         clauses.extend(fields.filter(filter));
         let full = BooleanQuery::new(clauses);
         let searcher = self.shared.reader.searcher();
-        let collector = (
-            TopDocs::with_limit(limit.max(1))
-                .and_offset(offset)
-                .order_by_score(),
-            Count,
-        );
-        let (top, total) = searcher.search(&full, &collector)?;
+        let top_docs = TopDocs::with_limit(limit.max(1)).and_offset(offset);
+        let (top, total) = match order {
+            Order::Relevance => searcher.search(&full, &(top_docs.order_by_score(), Count))?,
+            Order::Newest => {
+                let newest =
+                    top_docs.order_by_fast_field::<i64>("publish_time", tantivy::Order::Desc);
+                let (top, total) = searcher.search(&full, &(newest, Count))?;
+                let top = top.into_iter().map(|(_, address)| (0.0, address)).collect();
+                (top, total)
+            }
+        };
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;

@@ -15,8 +15,8 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::helpers::{
-    TestResult, TestServer, create_request, list_all, read_events, read_until_caught_up, release,
-    seq, temp_dir, watch,
+    TestResult, TestServer, create_request, damage_record, list_all, read_events,
+    read_until_caught_up, release, seq, temp_dir, watch,
 };
 
 #[tokio::test]
@@ -150,16 +150,7 @@ async fn a_flipped_byte_on_disk_is_reported_not_returned() -> TestResult {
         .into_inner();
     let data_dir = server.data_dir();
     let dir = server.stop().await;
-    {
-        let db = sled::open(data_dir.join("store"))?;
-        let id = uuid::Uuid::parse_str(damaged.name.trim_start_matches("pressReleases/"))?;
-        let key = [&[b'r'][..], id.as_bytes()].concat();
-        let mut value = db.get(&key)?.ok_or("no record")?.to_vec();
-        let middle = value.len() / 2;
-        value[middle] ^= 0x20;
-        db.insert(&key, value)?;
-        db.flush()?;
-    }
+    damage_record(&data_dir, &damaged.name)?;
     let mut server = TestServer::start_in(dir, &[]).await;
     let status = server
         .client

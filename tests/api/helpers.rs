@@ -28,6 +28,7 @@ pub struct TestServer {
     pub watchers: WatcherRegistry,
     pub health_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    pub feeds_addr: Option<SocketAddr>,
     dir: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AppError>>>,
@@ -69,6 +70,7 @@ impl TestServer {
         let watchers = app.watchers();
         let health_addr = app.health_addr();
         let metrics_addr = app.metrics_addr();
+        let feeds_addr = app.feeds_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
@@ -87,6 +89,7 @@ impl TestServer {
             watchers,
             health_addr,
             metrics_addr,
+            feeds_addr,
             dir,
             stop: Some(stop),
             task: Some(task),
@@ -362,6 +365,20 @@ pub fn assert_cursor_order(watched: &Watched) {
         all.windows(2).all(|w| w[0] <= w[1]),
         "cursors must never go back: {all:?}"
     );
+}
+
+/// Flips a byte in the middle of a release's record in the store of a
+/// stopped server, as a fault of the disk would.
+pub fn damage_record(data_dir: &std::path::Path, name: &str) -> TestResult {
+    let db = sled::open(data_dir.join("store"))?;
+    let id = uuid::Uuid::parse_str(name.trim_start_matches("pressReleases/"))?;
+    let key = [&[b'r'][..], id.as_bytes()].concat();
+    let mut value = db.get(&key)?.ok_or("no record")?.to_vec();
+    let middle = value.len() / 2;
+    value[middle] ^= 0x20;
+    db.insert(&key, value)?;
+    db.flush()?;
+    Ok(())
 }
 
 /// A temporary directory for a server's data and files.

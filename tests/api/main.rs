@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod create;
 mod embargo;
+mod feeds;
 mod formats;
 mod hostile;
 mod import;

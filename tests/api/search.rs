@@ -29,6 +29,7 @@ async fn search(
             filter,
             page_size,
             page_token: page_token.into(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -269,6 +270,90 @@ async fn paging_through_results() -> TestResult {
     .err()
     .ok_or("token for another query")?;
     assert_eq!(violated_fields(&other), ["page_token"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ordered_newest_first_on_request() -> TestResult {
+    let mut server = TestServer::start().await;
+    for i in 0..12 {
+        server
+            .client
+            .create_press_release(create_request(PressRelease {
+                // Older releases rank higher: the word twice in the headline.
+                publish_time: Some(crate::helpers::at(1_800_000_000 + i * 60)),
+                ..release(&format!(
+                    "Harvest {} {i}",
+                    if i < 6 { "harvest" } else { "" }
+                ))
+            }))
+            .await?;
+    }
+    search_until(&mut server.client, "harvest", Duration::from_secs(5), |r| {
+        r.total_size == 12
+    })
+    .await?;
+    let newest = |page_token: String| SearchPressReleasesRequest {
+        query: "harvest".into(),
+        page_size: 5,
+        page_token,
+        order_by: "publish_time desc".into(),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = server
+            .client
+            .search_press_releases(newest(token))
+            .await?
+            .into_inner();
+        seen.extend(page.results.into_iter().filter_map(|r| r.press_release));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let times: Vec<i64> = seen
+        .iter()
+        .map(|r| r.publish_time.map_or(0, |t| t.seconds))
+        .collect();
+    let expected: Vec<i64> = (0..12).rev().map(|i| 1_800_000_000 + i * 60).collect();
+    assert_eq!(times, expected, "every match, newest first");
+    let by_score = search(&mut server.client, "harvest", None, 1, "").await?;
+    assert!(
+        headlines(&by_score)[0].contains("harvest"),
+        "relevance stays the default"
+    );
+
+    // A token is bound to its order, and only two orders exist.
+    let first = server
+        .client
+        .search_press_releases(newest(String::new()))
+        .await?
+        .into_inner();
+    let mixed = search(
+        &mut server.client,
+        "harvest",
+        None,
+        5,
+        &first.next_page_token,
+    )
+    .await
+    .err()
+    .ok_or("a token of another order")?;
+    assert_eq!(violated_fields(&mixed), ["page_token"]);
+    let unknown = server
+        .client
+        .search_press_releases(SearchPressReleasesRequest {
+            query: "harvest".into(),
+            order_by: "headline".into(),
+            ..Default::default()
+        })
+        .await
+        .err()
+        .ok_or("an unknown order")?;
+    assert_eq!(violated_fields(&unknown), ["order_by"]);
     Ok(())
 }
 

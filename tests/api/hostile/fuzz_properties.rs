@@ -207,7 +207,7 @@ proptest! {
     ) {
         let list = ListPressReleasesRequest { filter: filter.clone(), page_size, page_token: token.clone(), include_embargoed };
         checks::list_request(&list.encode_to_vec());
-        let search = SearchPressReleasesRequest { query, filter: filter.clone(), page_size, page_token: token };
+        let search = SearchPressReleasesRequest { query, filter: filter.clone(), page_size, page_token: token, ..Default::default() };
         checks::search_request(&search.encode_to_vec());
         let stats = GetPressReleaseStatsRequest { filter: filter.clone(), ..Default::default() };
         checks::stats_request(&stats.encode_to_vec());

@@ -443,7 +443,7 @@ fn valid_messages(names: &[String]) -> Vec<Bytes> {
             query: "solar OR wind -recall headline:\"new plant\"".into(),
             filter: Some(filter.clone()),
             page_size: 3,
-            page_token: String::new(),
+            ..Default::default()
         }
         .encode_to_vec(),
         GetPressReleaseStatsRequest {
