@@ -10,11 +10,19 @@
 //!
 //! The facet hashes the log keeps let most entries of a narrow filter be
 //! passed over without reading the release.
+//!
+//! A text query narrows the selection as search would (see
+//! [`QueryGroup`]). The log keeps no trace of a version's words, so whether
+//! an earlier version matched is known only while the recent tail holds
+//! it; beyond that it is taken to have matched, and a release that does
+//! not match now may be announced UNMATCHED to a stream that never had it
+//! (a delete of something not held, which a consumer can ignore).
 
 use std::sync::Arc;
 
+use super::{queries::QueryGroup, tail::TailEntry};
 use crate::{
-    proto::v1::{EventType, PressRelease, press_release::State},
+    proto::v1::{EventType, Highlight, PressRelease, press_release::State},
     store::{ChangeKind, ListQuery, LogEntry, StoreError, facet_hash},
 };
 
@@ -27,29 +35,99 @@ pub(super) trait Source {
     /// The release `entry` changed, as it is now, if `entry` is still its
     /// latest change (`None` when a later change will speak for it, or the
     /// release is gone).
-    fn current(&self, entry: &LogEntry) -> Result<Option<Arc<PressRelease>>, StoreError>;
+    fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError>;
+
+    /// The tail's entry with this sequence number, if it still holds it.
+    fn recent(&self, seq: u64) -> Option<Arc<TailEntry>>;
 }
 
-/// A watch's filter, in the forms needed to test records and log entries.
+/// A version of a release, and the tail's entry of the change that made
+/// it, if the tail holds it (with what was worked out for it there).
+pub(super) struct Version {
+    pub(super) release: Arc<PressRelease>,
+    pub(super) recent: Option<Arc<TailEntry>>,
+}
+
+/// A watch's filter and text query, in the forms needed to test records
+/// and log entries.
 pub struct Selection {
     query: ListQuery,
     /// Per filtered facet, the hashes of the wanted values.
     wanted: Vec<Vec<u64>>,
+    /// The text query, shared with the streams of equal ones.
+    text: Option<Arc<QueryGroup>>,
 }
 
 impl Selection {
-    /// The selection of a (validated, normalised) query.
-    pub fn new(query: ListQuery) -> Self {
+    /// The selection of a (validated, normalised) filter and, optionally, a
+    /// text query.
+    pub(super) fn new(query: ListQuery, text: Option<Arc<QueryGroup>>) -> Self {
         let wanted = query
             .facets
             .iter()
             .map(|(facet, values)| values.iter().map(|v| facet_hash(*facet, v)).collect())
             .collect();
-        Self { query, wanted }
+        Self {
+            query,
+            wanted,
+            text,
+        }
+    }
+
+    /// Whether a (published) version matches the text query: as the tail
+    /// matched it for all queries, else matched here.
+    fn text_matches(&self, version: &Version) -> bool {
+        let Some(group) = &self.text else {
+            return true;
+        };
+        version
+            .recent
+            .as_ref()
+            .and_then(|recent| recent.matched.as_ref())
+            .and_then(|matched| group.outcome(matched, version.release.revision))
+            .unwrap_or_else(|| group.matches(&version.release))
+    }
+
+    /// Whether the version made by the change `seq` may have matched the
+    /// text query: unknown (so maybe) unless the tail still holds it.
+    fn text_may_have_matched(&self, source: &dyn Source, seq: u64) -> bool {
+        if self.text.is_none() {
+            return true;
+        }
+        let Some(recent) = source.recent(seq) else {
+            return true;
+        };
+        match &recent.release {
+            Some(release) if release.revision == recent.entry.revision => {
+                self.text_matches(&Version {
+                    release: Arc::clone(release),
+                    recent: Some(Arc::clone(&recent)),
+                })
+            }
+            _ => true,
+        }
+    }
+
+    /// The highlights of the text query's words in a version delivered.
+    pub(super) fn highlights(&self, version: &Version) -> Vec<Highlight> {
+        let Some(group) = &self.text else {
+            return Vec::new();
+        };
+        match &version.recent {
+            Some(recent)
+                if recent
+                    .release
+                    .as_ref()
+                    .is_some_and(|r| r.revision == version.release.revision) =>
+            {
+                recent.highlights(group, &version.release).to_vec()
+            }
+            _ => group.highlights(&version.release),
+        }
     }
 
     fn is_everything(&self) -> bool {
-        self.query == ListQuery::default()
+        self.query == ListQuery::default() && self.text.is_none()
     }
 
     /// Whether a version with these (sorted) facet hashes may match.
@@ -66,7 +144,7 @@ impl Selection {
         source: &dyn Source,
         start: u64,
         entry: &LogEntry,
-    ) -> Result<Option<(EventType, Arc<PressRelease>)>, StoreError> {
+    ) -> Result<Option<(EventType, Version)>, StoreError> {
         let mut held = None;
         let may_upsert = self.is_everything() || (entry.visible && self.may_match(&entry.facets));
         if !may_upsert {
@@ -77,17 +155,20 @@ impl Selection {
             held = Some(true);
         }
         // Changed again later in the log: that later entry will speak.
-        let Some(release) = source.current(entry)? else {
+        let Some(version) = source.current(entry)? else {
             return Ok(None);
         };
-        let state = release.state();
-        if state == State::Published && self.query.matches(&release) {
+        let state = version.release.state();
+        if state == State::Published
+            && self.query.matches(&version.release)
+            && self.text_matches(&version)
+        {
             let kind = match entry.change_kind() {
                 ChangeKind::Created => EventType::Created,
                 ChangeKind::Published => EventType::Published,
                 _ => EventType::Updated,
             };
-            return Ok(Some((kind, release)));
+            return Ok(Some((kind, version)));
         }
         if !matches!(state, State::Published | State::Withdrawn) {
             return Ok(None);
@@ -102,7 +183,7 @@ impl Selection {
             } else {
                 EventType::Unmatched
             };
-            (kind, release)
+            (kind, version)
         }))
     }
 
@@ -116,7 +197,10 @@ impl Selection {
     ) -> Result<bool, StoreError> {
         let mut current = entry.clone();
         loop {
-            if current.prev_visible && self.may_match(&current.prev_facets) {
+            if current.prev_visible
+                && self.may_match(&current.prev_facets)
+                && self.text_may_have_matched(source, current.prev_seq)
+            {
                 return Ok(true);
             }
             let prev = current.prev_seq;

@@ -13,12 +13,13 @@ use uuid::Uuid;
 use super::{
     Shared, WatchItem, WatcherStats,
     cursor::Cursor,
-    selection::{Selection, Source},
+    selection::{Selection, Source, Version},
+    tail::TailEntry,
 };
 use crate::{
     domain::DomainError,
     proto::v1::{
-        PressRelease, PressReleaseEvent, Progress, WatchPressReleasesResponse,
+        EventType, PressRelease, PressReleaseEvent, Progress, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
     store::{LogEntry, StoreError},
@@ -146,7 +147,13 @@ impl Reader {
         };
         while let Some(entry) = pending.pop_front() {
             chunk.position = entry.seq;
-            if let Some((kind, release)) = self.selection.event_for(shared, self.start, &entry)? {
+            if let Some((kind, version)) = self.selection.event_for(shared, self.start, &entry)? {
+                let highlights = match kind {
+                    EventType::Created | EventType::Updated | EventType::Published => {
+                        self.selection.highlights(&version)
+                    }
+                    _ => Vec::new(),
+                };
                 chunk.events.push(PressReleaseEvent {
                     cursor: Cursor {
                         store_id,
@@ -157,10 +164,11 @@ impl Reader {
                     // Shared records (from the tail) are copied; one read
                     // from the store for this stream alone is moved.
                     press_release: Some(
-                        Arc::try_unwrap(release)
+                        Arc::try_unwrap(version.release)
                             .unwrap_or_else(|shared| PressRelease::clone(&shared)),
                     ),
                     commit_time: entry.commit_time,
+                    highlights,
                 });
                 if chunk.events.len() >= CHUNK_EVENTS {
                     break;
@@ -214,7 +222,11 @@ impl Source for Shared {
         Ok(self.store.read_log(seq.saturating_sub(1), seq, 1)?.pop())
     }
 
-    fn current(&self, entry: &LogEntry) -> Result<Option<Arc<PressRelease>>, StoreError> {
+    fn recent(&self, seq: u64) -> Option<Arc<TailEntry>> {
+        self.tail.entry(seq)
+    }
+
+    fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError> {
         let Ok(id) = Uuid::from_slice(&entry.release_id) else {
             return Err(StoreError::Corrupt {
                 key: format!("log entry {}", entry.seq),
@@ -234,12 +246,13 @@ impl Source for Shared {
         let recent = self
             .tail
             .entry(entry.seq)
-            .filter(|recent| tail_is_complete && recent.entry.release_id == entry.release_id)
-            .and_then(|recent| recent.release.clone());
-        let release = match recent {
-            Some(release) => Some(release),
-            None => self.store.get(&id)?.map(Arc::new),
+            .filter(|recent| recent.entry.release_id == entry.release_id);
+        let release = match recent.as_ref().and_then(|r| r.release.as_ref()) {
+            Some(release) if tail_is_complete => Some(Arc::clone(release)),
+            _ => self.store.get(&id)?.map(Arc::new),
         };
-        Ok(release.filter(|release| release.revision == entry.revision))
+        Ok(release
+            .filter(|release| release.revision == entry.revision)
+            .map(|release| Version { release, recent }))
     }
 }

@@ -3,7 +3,7 @@
 //! search exactly as it narrows `List`), and the publish time for ranges.
 //! Only published releases are indexed.
 
-use std::ops::Bound;
+use std::{borrow::Cow, ops::Bound};
 
 use tantivy::{
     Term,
@@ -12,6 +12,7 @@ use tantivy::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions,
     },
+    tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer},
 };
 use uuid::Uuid;
 
@@ -24,6 +25,22 @@ use crate::{
 /// Bumped whenever the schema or what is indexed changes; an index of
 /// another version is rebuilt.
 pub const SCHEMA_VERSION: u32 = 2;
+
+/// The name the text fields' analyzer is registered under (tantivy's own
+/// name for this chain, so indexes written before it was ours still fit).
+pub const ANALYZER: &str = "en_stem";
+
+/// The analyzer of every text field and of every query word: words split
+/// at anything not alphanumeric, those of 40 bytes or more dropped, lower
+/// case, English (Snowball) stems. The index registers this very value, and
+/// standing queries analyse releases with it, so both see the same words.
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
 
 /// The fields of the schema.
 #[derive(Clone)]
@@ -42,7 +59,7 @@ impl Fields {
         let id = builder.add_text_field("id", STRING | STORED);
         let stemmed = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer("en_stem")
+                .set_tokenizer(ANALYZER)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
         let text = TextField::ALL.map(|field| {
@@ -89,15 +106,8 @@ impl Fields {
     pub fn document(&self, id: &Uuid, release: &PressRelease) -> tantivy::TantivyDocument {
         let mut doc = tantivy::TantivyDocument::default();
         doc.add_text(self.id, id.hyphenated().to_string());
-        doc.add_text(self.text(TextField::Headline), &release.headline);
-        doc.add_text(self.text(TextField::Subheadline), &release.subheadline);
-        doc.add_text(self.text(TextField::Summary), &release.summary);
-        doc.add_text(self.text(TextField::Body), plain_body(release));
-        if let Some(issuer) = &release.issuer {
-            doc.add_text(self.text(TextField::Issuer), &issuer.name);
-        }
-        for keyword in &release.keywords {
-            doc.add_text(self.text(TextField::Keywords), keyword);
+        for (field, value) in text_values(release, |_| true) {
+            doc.add_text(self.text(field), value);
         }
         for (facet, value) in facet_values(release) {
             doc.add_text(self.facet(facet), value);
@@ -155,12 +165,48 @@ impl Default for Fields {
     }
 }
 
+/// The values a release gives those of its text fields that `wanted`
+/// names, in the order they are indexed: one each, except keywords (one
+/// value per keyword) and the issuer's name (none without an issuer). The
+/// index and standing queries both take a release's text from here.
+pub fn text_values(
+    release: &PressRelease,
+    wanted: impl Fn(TextField) -> bool,
+) -> Vec<(TextField, Cow<'_, str>)> {
+    let mut out = Vec::new();
+    for field in TextField::ALL {
+        if !wanted(field) {
+            continue;
+        }
+        match field {
+            TextField::Headline => out.push((field, Cow::Borrowed(release.headline.as_str()))),
+            TextField::Subheadline => {
+                out.push((field, Cow::Borrowed(release.subheadline.as_str())))
+            }
+            TextField::Summary => out.push((field, Cow::Borrowed(release.summary.as_str()))),
+            TextField::Body => out.push((field, plain_body(release))),
+            TextField::Issuer => {
+                if let Some(issuer) = &release.issuer {
+                    out.push((field, Cow::Borrowed(issuer.name.as_str())));
+                }
+            }
+            TextField::Keywords => out.extend(
+                release
+                    .keywords
+                    .iter()
+                    .map(|keyword| (field, Cow::Borrowed(keyword.as_str()))),
+            ),
+        }
+    }
+    out
+}
+
 /// The body as plain text: HTML tags dropped, entities decoded.
-pub fn plain_body(release: &PressRelease) -> String {
+pub fn plain_body(release: &PressRelease) -> Cow<'_, str> {
     if release.body_format() == BodyFormat::Html {
-        strip_tags(&release.body)
+        Cow::Owned(strip_tags(&release.body))
     } else {
-        release.body.clone()
+        Cow::Borrowed(&release.body)
     }
 }
 
@@ -218,6 +264,26 @@ fn facet_name(facet: Facet) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_analyzer_is_tantivys_en_stem() {
+        let text = "The Company's CEO re-opened 3 factories: écoles, naïve \
+                    supercalifragilisticexpialidociousandthensome RUNNING runs ran";
+        let words = |mut analyzer: TextAnalyzer| {
+            let mut stream = analyzer.token_stream(text);
+            let mut out = Vec::new();
+            while stream.advance() {
+                let token = stream.token();
+                out.push((token.text.clone(), token.position));
+            }
+            out
+        };
+        let builtin = tantivy::tokenizer::TokenizerManager::default().get(ANALYZER);
+        assert!(builtin.is_some(), "tantivy no longer has {ANALYZER}");
+        if let Some(builtin) = builtin {
+            assert_eq!(words(analyzer()), words(builtin));
+        }
+    }
 
     #[test]
     fn strips_sanitised_html_to_its_words() {
