@@ -8,6 +8,13 @@
 //!
 //! The set of groups is compiled again only when a group comes or goes,
 //! and then at most once per chunk of changes the tail reads.
+//!
+//! Once live, a stream with a query is woken only by the changes that can
+//! concern it (see [`OpenQueries::announce`]): one its group matched, or one
+//! that may remove a release some stream holds. Ten thousand streams then
+//! cost a change a few wake-ups, not ten thousand; a stream that sleeps
+//! through changes reads past them when next woken (or when its progress
+//! is due), so it still reads every entry, in order.
 
 use std::{
     collections::HashMap,
@@ -18,6 +25,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::watch;
+
+use super::tail::TailEntry;
 use crate::{
     proto::v1::{Highlight, PressRelease},
     search::{
@@ -33,6 +43,8 @@ pub struct QueryGroup {
     id: u64,
     query: Arc<StandingQuery>,
     highlighter: Highlighter,
+    /// The last change that may concern this group's streams.
+    relevant: watch::Sender<u64>,
     queries: Weak<Shared>,
 }
 
@@ -64,6 +76,11 @@ impl QueryGroup {
     pub(super) fn id(&self) -> u64 {
         self.id
     }
+
+    /// Follows the last change that may concern this group's streams.
+    pub(super) fn relevant(&self) -> watch::Receiver<u64> {
+        self.relevant.subscribe()
+    }
 }
 
 impl Drop for QueryGroup {
@@ -91,9 +108,10 @@ pub struct OpenQueries {
     shared: Arc<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     inner: Mutex<Inner>,
+    /// The last change that may concern any stream with a query.
+    everyone: watch::Sender<u64>,
     /// Changes matched against the groups, and the time it took.
     changes: AtomicU64,
     nanos: AtomicU64,
@@ -107,9 +125,22 @@ struct Inner {
     compiled: Option<Arc<Compiled>>,
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            everyone: watch::Sender::new(0),
+            changes: AtomicU64::default(),
+            nanos: AtomicU64::default(),
+        }
+    }
+}
+
 struct Compiled {
     set: QuerySet,
     newest_group: u64,
+    /// The groups compiled, by id.
+    groups: Vec<(u64, Weak<QueryGroup>)>,
 }
 
 /// How the open queries stand and what matching has cost.
@@ -140,6 +171,7 @@ impl OpenQueries {
             id: inner.last_id,
             highlighter: query.highlighter(),
             query: Arc::clone(&query),
+            relevant: watch::Sender::new(0),
             queries: Arc::downgrade(&self.shared),
         });
         inner
@@ -168,6 +200,51 @@ impl OpenQueries {
         })
     }
 
+    /// Follows the last change that may concern any stream with a query.
+    pub(super) fn everyone(&self) -> watch::Receiver<u64> {
+        self.shared.everyone.subscribe()
+    }
+
+    /// Wakes the streams that changes the tail has just taken in (and
+    /// published) may concern: those of the groups a change matched, or
+    /// all of them for a change that was not matched against every group
+    /// or that may remove a release (its previous version was published).
+    pub(super) fn announce(&self, entries: &[Arc<TailEntry>]) {
+        let Some(compiled) = self.compiled() else {
+            return;
+        };
+        let newest = self.lock().last_id;
+        let mut everyone = None;
+        let mut groups: Vec<(u64, u64)> = Vec::new();
+        for recent in entries {
+            let seq = recent.entry.seq;
+            match &recent.matched {
+                Some(matched) if !recent.entry.prev_visible && matched.newest_group >= newest => {
+                    groups.extend(matched.groups.iter().map(|id| (*id, seq)));
+                }
+                _ => everyone = Some(seq),
+            }
+        }
+        if let Some(seq) = everyone {
+            self.shared.everyone.send_replace(seq);
+        }
+        groups.sort_unstable();
+        for (i, (id, seq)) in groups.iter().enumerate() {
+            // The last (highest) change of each group.
+            if groups.get(i + 1).is_some_and(|(next, _)| next == id) {
+                continue;
+            }
+            let group = compiled
+                .groups
+                .binary_search_by_key(id, |(id, _)| *id)
+                .ok()
+                .and_then(|at| compiled.groups[at].1.upgrade());
+            if let Some(group) = group {
+                group.relevant.send_replace(*seq);
+            }
+        }
+    }
+
     /// How the open queries stand.
     pub fn stats(&self) -> QueryStats {
         let compiled = self.compiled();
@@ -189,15 +266,16 @@ impl OpenQueries {
         if let Some(compiled) = &inner.compiled {
             return Some(Arc::clone(compiled));
         }
-        let mut live: Vec<(u64, Arc<StandingQuery>)> = inner
+        let mut live: Vec<(u64, Arc<StandingQuery>, Weak<QueryGroup>)> = inner
             .groups
             .iter()
-            .map(|(query, (id, _))| (*id, Arc::clone(query)))
+            .map(|(query, (id, group))| (*id, Arc::clone(query), Weak::clone(group)))
             .collect();
-        live.sort_unstable_by_key(|(id, _)| *id);
+        live.sort_unstable_by_key(|(id, _, _)| *id);
         let compiled = Arc::new(Compiled {
-            set: QuerySet::new(live),
+            set: QuerySet::new(live.iter().map(|(id, query, _)| (*id, Arc::clone(query)))),
             newest_group: inner.last_id,
+            groups: live.into_iter().map(|(id, _, group)| (id, group)).collect(),
         });
         inner.compiled = Some(Arc::clone(&compiled));
         Some(compiled)

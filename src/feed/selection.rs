@@ -74,6 +74,11 @@ impl Selection {
         }
     }
 
+    /// The text query's group, if the selection has one.
+    pub(super) fn group(&self) -> Option<&Arc<QueryGroup>> {
+        self.text.as_ref()
+    }
+
     /// Whether a (published) version matches the text query: as the tail
     /// matched it for all queries, else matched here.
     fn text_matches(&self, version: &Version) -> bool {

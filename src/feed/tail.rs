@@ -136,13 +136,15 @@ impl Tail {
         inner.latest.get(id).copied()
     }
 
-    fn append(&self, new: Vec<TailEntry>) {
+    /// Takes in new entries; returns them as the tail holds them.
+    fn append(&self, new: Vec<TailEntry>) -> Vec<Arc<TailEntry>> {
+        let new: Vec<Arc<TailEntry>> = new.into_iter().map(Arc::new).collect();
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        for tail_entry in new {
+        for tail_entry in &new {
             if let Ok(id) = Uuid::from_slice(&tail_entry.entry.release_id) {
                 inner.latest.insert(id, tail_entry.entry.seq);
             }
-            inner.entries.push_back(Arc::new(tail_entry));
+            inner.entries.push_back(Arc::clone(tail_entry));
         }
         while inner.entries.len() > CAPACITY {
             let Some(old) = inner.entries.pop_front() else {
@@ -154,6 +156,7 @@ impl Tail {
                 inner.latest.remove(&id);
             }
         }
+        new
     }
 }
 
@@ -183,8 +186,9 @@ pub(super) async fn follow(
                     if let Some(last) = entries.last() {
                         position = last.entry.seq;
                     }
-                    tail.append(entries);
+                    let appended = tail.append(entries);
                     tail_head.send_replace(position);
+                    watchers.queries.announce(&appended);
                     continue;
                 }
                 Ok(Err(error)) => {

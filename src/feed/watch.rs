@@ -2,8 +2,9 @@
 //! its position up to the tail's head (recent changes from the shared tail,
 //! older ones from the store), turns entries into events (see
 //! [`Selection`]), and waits on its consumer's bounded buffer; when it has
-//! caught up it waits for the head to move. It sends a Progress once caught
-//! up and whenever nothing was sent for the progress interval.
+//! caught up it waits for the head to move (a stream with a query, for a
+//! change that may concern it). It sends a Progress once caught up and
+//! whenever nothing was sent for the progress interval.
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -74,6 +75,12 @@ impl Reader {
         let mut pending = VecDeque::new();
         let mut caught_up = false;
         let mut last_sent = Instant::now();
+        // A stream with a query, once live, sleeps through the changes that
+        // cannot concern it (see `queries`).
+        let mut wake = self
+            .selection
+            .group()
+            .map(|group| (group.relevant(), self.shared.watchers.queries.everyone()));
         loop {
             // What the tail has taken in: all this stream can read now.
             let readable = *head.borrow_and_update();
@@ -108,6 +115,32 @@ impl Reader {
                 caught_up = true;
                 self.send(self.progress(position, true)).await?;
                 last_sent = Instant::now();
+            }
+            if caught_up && let Some((relevant, everyone)) = wake.as_mut() {
+                tokio::select! {
+                    changed = relevant.changed() => {
+                        if changed.is_err() {
+                            return Err(Stop::Shutdown);
+                        }
+                    }
+                    changed = everyone.changed() => {
+                        if changed.is_err() {
+                            return Err(Stop::Shutdown);
+                        }
+                    }
+                    () = tokio::time::sleep_until(last_sent + interval) => {
+                        // Read past what came meanwhile first: the progress
+                        // then reports the position reached (sent after the
+                        // next chunk, as the interval has passed).
+                        if *head.borrow() <= position {
+                            self.send(self.progress(position, caught_up)).await?;
+                            last_sent = Instant::now();
+                        }
+                    }
+                    () = self.shared.stop.cancelled() => return Err(Stop::Shutdown),
+                    () = self.sender.closed() => return Err(Stop::Gone),
+                }
+                continue;
             }
             tokio::select! {
                 changed = head.changed() => {
