@@ -20,7 +20,7 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     hash::{Hash, Hasher},
-    sync::{Arc, OnceLock},
+    sync::Arc,
 };
 
 use tantivy::{
@@ -87,8 +87,8 @@ pub struct StandingQuery {
     required: Vec<Vec<Words>>,
     /// Atoms none of which may match. Sorted, without repeats.
     excluded: Vec<Words>,
-    /// This query alone, compiled on first use.
-    alone: OnceLock<Box<QuerySet>>,
+    /// This query alone, compiled.
+    alone: QuerySet,
 }
 
 impl std::fmt::Debug for StandingQuery {
@@ -139,20 +139,18 @@ impl StandingQuery {
             .collect::<Result<Vec<_>, _>>()?;
         excluded.sort();
         excluded.dedup();
+        let alone = QuerySet::compile([(0, (&required, &excluded))]);
         Ok(Self {
             required,
             excluded,
-            alone: OnceLock::new(),
+            alone,
         })
     }
 
     /// Whether a release matches this query, as search would find it (the
     /// release's state and any filter are the caller's to check).
     pub fn matches(&self, release: &PressRelease) -> bool {
-        let alone = self
-            .alone
-            .get_or_init(|| Box::new(QuerySet::compile([(0, self)])));
-        !alone.matching(release).is_empty()
+        !self.alone.matching(release).is_empty()
     }
 
     /// Highlights of this query's words, as search makes them (every word
@@ -189,7 +187,7 @@ impl StandingQuery {
             .map(|g| 24 + g.iter().map(words).sum::<usize>())
             .sum::<usize>()
             + self.excluded.iter().map(words).sum::<usize>()
-            + self.alone.get().map_or(0, |set| set.heap_size())
+            + self.alone.heap_size()
     }
 }
 
@@ -235,10 +233,17 @@ impl QuerySet {
     /// reports it by.
     pub fn new(queries: impl IntoIterator<Item = (u64, Arc<StandingQuery>)>) -> Self {
         let queries: Vec<(u64, Arc<StandingQuery>)> = queries.into_iter().collect();
-        Self::compile(queries.iter().map(|(id, query)| (*id, &**query)))
+        Self::compile(
+            queries
+                .iter()
+                .map(|(id, query)| (*id, (&query.required, &query.excluded))),
+        )
     }
 
-    fn compile<'a>(queries: impl IntoIterator<Item = (u64, &'a StandingQuery)>) -> Self {
+    /// Compiles queries given by their groups and exclusions.
+    fn compile<'a>(
+        queries: impl IntoIterator<Item = (u64, (&'a Vec<Vec<Words>>, &'a Vec<Words>))>,
+    ) -> Self {
         let mut set = QuerySet {
             vocabulary: HashMap::new(),
             queries: Vec::new(),
@@ -246,7 +251,7 @@ impl QuerySet {
             word_len: Vec::new(),
             fields: FieldSet::default(),
         };
-        for (id, query) in queries {
+        for (id, (required_words, excluded_words)) in queries {
             let mut atom = |words: &Words| {
                 set.fields = set.fields.union(words.fields);
                 CompiledAtom {
@@ -254,12 +259,11 @@ impl QuerySet {
                     words: words.words.iter().map(|w| set.word_id(w)).collect(),
                 }
             };
-            let required: Vec<Vec<CompiledAtom>> = query
-                .required
+            let required: Vec<Vec<CompiledAtom>> = required_words
                 .iter()
                 .map(|group| group.iter().map(&mut atom).collect())
                 .collect();
-            let excluded = query.excluded.iter().map(&mut atom).collect();
+            let excluded = excluded_words.iter().map(&mut atom).collect();
             let index = set.queries.len() as u32;
             // Anchored on the group with the fewest alternatives (the
             // likeliest to rule a release out), by the longest word of each
