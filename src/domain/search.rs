@@ -32,9 +32,11 @@ fn parse_query(text: &str) -> Result<query::Query, DomainError> {
 
 /// Checks, parses and analyses the text query of a watch stream: the
 /// search language with search's limits and errors.
-pub fn standing_query(text: &str) -> Result<StandingQuery, DomainError> {
-    StandingQuery::new(&parse_query(text)?)
-        .map_err(|e| DomainError::invalid("query", e.to_string()))
+pub fn standing_query(text: &str) -> Result<(query::Query, StandingQuery), DomainError> {
+    let parsed = parse_query(text)?;
+    let standing =
+        StandingQuery::new(&parsed).map_err(|e| DomainError::invalid("query", e.to_string()))?;
+    Ok((parsed, standing))
 }
 
 impl PressReleases {

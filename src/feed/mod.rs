@@ -36,6 +36,7 @@ use crate::{
         StartPosition, WatchPressReleasesRequest, WatchPressReleasesResponse,
         watch_press_releases_request::Start,
     },
+    search::SearchIndex,
     store::{Store, Writer},
 };
 use cursor::Cursor;
@@ -65,6 +66,8 @@ pub struct Feed {
 
 struct Shared {
     store: Arc<dyn Store>,
+    /// Answers, for history, which releases match a stream's query.
+    search: SearchIndex,
     durable_head: tokio_watch::Receiver<u64>,
     /// The recent changes, read once for all streams.
     tail: Arc<tail::Tail>,
@@ -83,6 +86,7 @@ impl Feed {
     pub fn new(
         store: Arc<dyn Store>,
         writer: &Writer,
+        search: SearchIndex,
         settings: FeedSettings,
         stop: CancellationToken,
         watchers: WatcherRegistry,
@@ -101,6 +105,7 @@ impl Feed {
         Self {
             shared: Arc::new(Shared {
                 store,
+                search,
                 durable_head,
                 tail,
                 tail_head,
@@ -137,7 +142,10 @@ impl Feed {
         let query = filter::to_query(request.filter.as_ref(), "filter")?;
         let text = match request.query.as_str() {
             "" => None,
-            text => Some(self.shared.watchers.queries.open(standing_query(text)?)),
+            text => {
+                let (parsed, standing) = standing_query(text)?;
+                Some(self.shared.watchers.queries.open(standing, parsed))
+            }
         };
         let start = self.start_position(request.start)?;
         let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));

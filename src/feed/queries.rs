@@ -32,6 +32,7 @@ use crate::{
     proto::v1::{Highlight, PressRelease},
     search::{
         Highlighter,
+        query::Query,
         standing::{QuerySet, StandingQuery},
     },
 };
@@ -42,6 +43,9 @@ pub struct QueryGroup {
     /// group was `n` was matched against every group with an id up to `n`.
     id: u64,
     query: Arc<StandingQuery>,
+    /// The query as parsed (of the first stream: equal queries mean the
+    /// same), for the search index to run.
+    parsed: Query,
     highlighter: Highlighter,
     /// The last change that may concern this group's streams.
     relevant: watch::Sender<u64>,
@@ -75,6 +79,11 @@ impl QueryGroup {
     /// The group's id.
     pub(super) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The query as parsed.
+    pub(super) fn parsed(&self) -> &Query {
+        &self.parsed
     }
 
     /// Follows the last change that may concern this group's streams.
@@ -112,9 +121,14 @@ struct Shared {
     inner: Mutex<Inner>,
     /// The last change that may concern any stream with a query.
     everyone: watch::Sender<u64>,
+    /// The last change announced: a stream told of none since it last
+    /// looked can pass over every change up to here unread.
+    announced: AtomicU64,
     /// Changes matched against the groups, and the time it took.
     changes: AtomicU64,
     nanos: AtomicU64,
+    /// Releases of history the search index answered for.
+    looked_up: AtomicU64,
 }
 
 #[derive(Default)]
@@ -130,8 +144,10 @@ impl Default for Shared {
         Self {
             inner: Mutex::default(),
             everyone: watch::Sender::new(0),
+            announced: AtomicU64::default(),
             changes: AtomicU64::default(),
             nanos: AtomicU64::default(),
+            looked_up: AtomicU64::default(),
         }
     }
 }
@@ -154,11 +170,14 @@ pub struct QueryStats {
     pub matching: Duration,
     /// Bytes held by the compiled queries.
     pub compiled_bytes: usize,
+    /// Releases of history (older than the tail) the search index said
+    /// whether they match, for streams replaying it.
+    pub looked_up: u64,
 }
 
 impl OpenQueries {
     /// The group of `query`, joined or started.
-    pub(super) fn open(&self, query: StandingQuery) -> Arc<QueryGroup> {
+    pub(super) fn open(&self, query: StandingQuery, parsed: Query) -> Arc<QueryGroup> {
         let mut inner = self.lock();
         if let Some((_, group)) = inner.groups.get(&query)
             && let Some(group) = group.upgrade()
@@ -171,6 +190,7 @@ impl OpenQueries {
             id: inner.last_id,
             highlighter: query.highlighter(),
             query: Arc::clone(&query),
+            parsed,
             relevant: watch::Sender::new(0),
             queries: Arc::downgrade(&self.shared),
         });
@@ -243,6 +263,18 @@ impl OpenQueries {
                 group.relevant.send_replace(*seq);
             }
         }
+        // After the wake-ups: whoever reads this position and then finds no
+        // wake-up of its own was not concerned by anything up to it.
+        if let Some(last) = entries.last() {
+            self.shared
+                .announced
+                .fetch_max(last.entry.seq, Ordering::Release);
+        }
+    }
+
+    /// The last change announced (read it before looking for wake-ups).
+    pub(super) fn announced(&self) -> u64 {
+        self.shared.announced.load(Ordering::Acquire)
     }
 
     /// How the open queries stand.
@@ -253,7 +285,15 @@ impl OpenQueries {
             changes_matched: self.shared.changes.load(Ordering::Relaxed),
             matching: Duration::from_nanos(self.shared.nanos.load(Ordering::Relaxed)),
             compiled_bytes: compiled.map_or(0, |c| c.set.heap_size()),
+            looked_up: self.shared.looked_up.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts releases of history the search index answered for.
+    pub(super) fn looked_up(&self, releases: usize) {
+        self.shared
+            .looked_up
+            .fetch_add(releases as u64, Ordering::Relaxed);
     }
 
     /// The groups compiled together (compiled now if a group came or
@@ -306,17 +346,23 @@ mod tests {
     use super::*;
     use crate::search::query::parse;
 
-    fn standing(text: &str) -> StandingQuery {
+    fn standing(text: &str) -> (StandingQuery, Query) {
         let parsed = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        StandingQuery::new(&parsed).unwrap_or_else(|e| panic!("{text}: {e}"))
+        let standing = StandingQuery::new(&parsed).unwrap_or_else(|e| panic!("{text}: {e}"));
+        (standing, parsed)
+    }
+
+    fn open(queries: &OpenQueries, text: &str) -> Arc<QueryGroup> {
+        let (standing, parsed) = standing(text);
+        queries.open(standing, parsed)
     }
 
     #[test]
     fn equal_queries_share_a_group_until_their_last_stream_ends() {
         let queries = OpenQueries::default();
-        let a = queries.open(standing("acme solar OR wind"));
-        let b = queries.open(standing("wind OR solar  acme"));
-        let c = queries.open(standing("acme tidal"));
+        let a = open(&queries, "acme solar OR wind");
+        let b = open(&queries, "wind OR solar  acme");
+        let c = open(&queries, "acme tidal");
         assert_eq!(a.id(), b.id());
         assert_ne!(a.id(), c.id());
         assert_eq!(queries.stats().groups, 2);
@@ -324,7 +370,7 @@ mod tests {
         assert_eq!(queries.stats().groups, 2);
         drop(b);
         assert_eq!(queries.stats().groups, 1);
-        let d = queries.open(standing("acme solar OR wind"));
+        let d = open(&queries, "acme solar OR wind");
         assert!(d.id() > c.id(), "a new group gets a new id");
         drop((c, d));
         assert_eq!(queries.stats().groups, 0);
@@ -333,8 +379,8 @@ mod tests {
     #[test]
     fn a_change_is_matched_once_for_every_group() {
         let queries = OpenQueries::default();
-        let solar = queries.open(standing("solar"));
-        let wind = queries.open(standing("wind"));
+        let solar = open(&queries, "solar");
+        let wind = open(&queries, "wind");
         let release = PressRelease {
             headline: "Acme opens a solar plant".into(),
             revision: 3,
@@ -346,7 +392,7 @@ mod tests {
         assert_eq!(solar.outcome(&matched, 3), Some(true));
         assert_eq!(wind.outcome(&matched, 3), Some(false));
         assert_eq!(solar.outcome(&matched, 4), None, "another revision");
-        let later = queries.open(standing("plant"));
+        let later = open(&queries, "plant");
         assert_eq!(
             later.outcome(&matched, 3),
             None,
@@ -362,7 +408,7 @@ mod tests {
             "acme", "solar", "plant", "wind", "tidal", "opens", "globex", "recall", "merger",
             "battery", "factory", "vaccine",
         ];
-        let groups: Vec<_> = words.iter().map(|w| queries.open(standing(w))).collect();
+        let groups: Vec<_> = words.iter().map(|w| open(&queries, w)).collect();
         let release = PressRelease {
             headline: "Acme opens a solar plant and a battery factory".into(),
             ..Default::default()

@@ -18,7 +18,9 @@
 //! not match now may be announced UNMATCHED to a stream that never had it
 //! (a delete of something not held, which a consumer can ignore).
 
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
+
+use uuid::Uuid;
 
 use super::{queries::QueryGroup, tail::TailEntry};
 use crate::{
@@ -39,6 +41,29 @@ pub(super) trait Source {
 
     /// The tail's entry with this sequence number, if it still holds it.
     fn recent(&self, seq: u64) -> Option<Arc<TailEntry>>;
+}
+
+/// What the search index said about a chunk of history: for a release
+/// whose latest change is at or before `position`, whether that version
+/// matches the stream's query (see `SearchIndex::matching_among`).
+#[derive(Debug, Default)]
+pub(super) struct Indexed {
+    position: u64,
+    matching: HashSet<Uuid>,
+}
+
+impl Indexed {
+    /// The index's answer.
+    pub(super) fn new(position: u64, matching: HashSet<Uuid>) -> Self {
+        Self { position, matching }
+    }
+
+    /// Whether the version made by `entry` matches, if the index knows.
+    fn knows(&self, entry: &LogEntry) -> Option<bool> {
+        (entry.seq <= self.position).then(|| {
+            Uuid::from_slice(&entry.release_id).is_ok_and(|id| self.matching.contains(&id))
+        })
+    }
 }
 
 /// A version of a release, and the tail's entry of the change that made
@@ -80,8 +105,9 @@ impl Selection {
     }
 
     /// Whether a (published) version matches the text query: as the tail
-    /// matched it for all queries, else matched here.
-    fn text_matches(&self, version: &Version) -> bool {
+    /// matched it for all queries, else as the search index answered for
+    /// the chunk being read, else matched here.
+    fn text_matches(&self, version: &Version, made_by: Option<(&LogEntry, &Indexed)>) -> bool {
         let Some(group) = &self.text else {
             return true;
         };
@@ -90,7 +116,26 @@ impl Selection {
             .as_ref()
             .and_then(|recent| recent.matched.as_ref())
             .and_then(|matched| group.outcome(matched, version.release.revision))
+            .or_else(|| made_by.and_then(|(entry, indexed)| indexed.knows(entry)))
             .unwrap_or_else(|| group.matches(&version.release))
+    }
+
+    /// The release ids the search index could answer for, among entries
+    /// just read (those that may be delivered), if the selection has a
+    /// text query.
+    pub(super) fn to_look_up<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a LogEntry>,
+    ) -> Option<(&Arc<QueryGroup>, Vec<Uuid>)> {
+        let group = self.text.as_ref()?;
+        let mut ids: Vec<Uuid> = entries
+            .into_iter()
+            .filter(|entry| entry.visible && self.may_match(&entry.facets))
+            .filter_map(|entry| Uuid::from_slice(&entry.release_id).ok())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Some((group, ids))
     }
 
     /// Whether the version made by the change `seq` may have matched the
@@ -103,12 +148,13 @@ impl Selection {
             return true;
         };
         match &recent.release {
-            Some(release) if release.revision == recent.entry.revision => {
-                self.text_matches(&Version {
+            Some(release) if release.revision == recent.entry.revision => self.text_matches(
+                &Version {
                     release: Arc::clone(release),
                     recent: Some(Arc::clone(&recent)),
-                })
-            }
+                },
+                None,
+            ),
             _ => true,
         }
     }
@@ -143,12 +189,14 @@ impl Selection {
     }
 
     /// What, if anything, to deliver for `entry`, to a stream that started
-    /// after log position `start`.
+    /// after log position `start`; `indexed` is what the search index said
+    /// of the chunk the entry was read with.
     pub(super) fn event_for(
         &self,
         source: &dyn Source,
         start: u64,
         entry: &LogEntry,
+        indexed: &Indexed,
     ) -> Result<Option<(EventType, Version)>, StoreError> {
         let mut held = None;
         let may_upsert = self.is_everything() || (entry.visible && self.may_match(&entry.facets));
@@ -166,7 +214,7 @@ impl Selection {
         let state = version.release.state();
         if state == State::Published
             && self.query.matches(&version.release)
-            && self.text_matches(&version)
+            && self.text_matches(&version, Some((entry, indexed)))
         {
             let kind = match entry.change_kind() {
                 ChangeKind::Created => EventType::Created,

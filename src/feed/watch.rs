@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     Shared, WatchItem, WatcherStats,
     cursor::Cursor,
-    selection::{Selection, Source, Version},
+    selection::{Indexed, Selection, Source, Version},
     tail::TailEntry,
 };
 use crate::{
@@ -24,6 +24,7 @@ use crate::{
         watch_press_releases_response::Kind,
     },
     store::{LogEntry, StoreError},
+    telemetry,
 };
 
 /// Most log entries read in one go.
@@ -73,6 +74,8 @@ impl Reader {
         // Entries read but not yet turned into events (a chunk stops at
         // CHUNK_EVENTS events).
         let mut pending = VecDeque::new();
+        // What the search index said of the entries in `pending`.
+        let mut indexed = Indexed::default();
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         // A stream with a query, once live, sleeps through the changes that
@@ -85,7 +88,7 @@ impl Reader {
             // What the tail has taken in: all this stream can read now.
             let readable = *head.borrow_and_update();
             if position < readable {
-                let chunk = match self.read_chunk(&mut pending, position, readable) {
+                let chunk = match self.read_chunk(&mut pending, &mut indexed, position, readable) {
                     Ok(chunk) => chunk,
                     Err(error) => return Ok(error.into()),
                 };
@@ -129,9 +132,23 @@ impl Reader {
                         }
                     }
                     () = tokio::time::sleep_until(last_sent + interval) => {
-                        // Read past what came meanwhile first: the progress
-                        // then reports the position reached (sent after the
-                        // next chunk, as the interval has passed).
+                        // Nothing announced since this stream last looked
+                        // concerned it: pass over it unread. (The position
+                        // announced is read first: a wake-up for anything up
+                        // to it was sent before it was stored.)
+                        let announced = self.shared.watchers.queries.announced();
+                        let untouched = !relevant.has_changed().unwrap_or(true)
+                            && !everyone.has_changed().unwrap_or(true);
+                        let passed = announced.min(*head.borrow());
+                        if untouched && pending.is_empty() && passed > position {
+                            position = passed;
+                            self.stats
+                                .position
+                                .store(position, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        // Else read past what came meanwhile first: the
+                        // progress then reports the position reached (sent
+                        // after the next chunk, as the interval has passed).
                         if *head.borrow() <= position {
                             self.send(self.progress(position, caught_up)).await?;
                             last_sent = Instant::now();
@@ -159,10 +176,12 @@ impl Reader {
     }
 
     /// Turns the entries after `position`, up to `bound`, into events until
-    /// a chunk's worth; entries read but not used wait in `pending`.
+    /// a chunk's worth; entries read but not used wait in `pending` (with
+    /// what the search index said of them in `indexed`).
     fn read_chunk(
         &self,
         pending: &mut VecDeque<LogEntry>,
+        indexed: &mut Indexed,
         position: u64,
         bound: u64,
     ) -> Result<Chunk, StoreError> {
@@ -170,7 +189,14 @@ impl Reader {
         if pending.is_empty() {
             match shared.tail.range(position, bound, CHUNK_ENTRIES) {
                 Some(recent) => pending.extend(recent.iter().map(|t| t.entry.clone())),
-                None => pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?),
+                None => {
+                    pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?);
+                    // History older than the tail: the search index says
+                    // which of these releases match, rather than this stream
+                    // analysing each one (asked before the records are read,
+                    // so that its answer is never older than they are).
+                    *indexed = self.look_up(pending);
+                }
             }
         }
         let store_id = shared.store.store_id();
@@ -180,7 +206,10 @@ impl Reader {
         };
         while let Some(entry) = pending.pop_front() {
             chunk.position = entry.seq;
-            if let Some((kind, version)) = self.selection.event_for(shared, self.start, &entry)? {
+            if let Some((kind, version)) = self
+                .selection
+                .event_for(shared, self.start, &entry, indexed)?
+            {
                 let highlights = match kind {
                     EventType::Created | EventType::Updated | EventType::Published => {
                         self.selection.highlights(&version)
@@ -209,6 +238,28 @@ impl Reader {
             }
         }
         Ok(chunk)
+    }
+
+    /// Asks the search index which releases of these entries match the
+    /// stream's query (nothing to ask without a query; on failure the
+    /// stream matches them itself).
+    fn look_up(&self, entries: &VecDeque<LogEntry>) -> Indexed {
+        let Some((group, ids)) = self.selection.to_look_up(entries) else {
+            return Indexed::default();
+        };
+        if ids.is_empty() {
+            return Indexed::default();
+        }
+        match self.shared.search.matching_among(group.parsed(), &ids) {
+            Ok((position, matching)) => {
+                self.shared.watchers.queries.looked_up(ids.len());
+                Indexed::new(position, matching)
+            }
+            Err(error) => {
+                tracing::warn!(error = %telemetry::chain(&error), "the search index could not answer for a watch; matching in the stream");
+                Indexed::default()
+            }
+        }
     }
 
     /// Whether `position` has reached every flushed change (the tail may be

@@ -16,6 +16,7 @@ mod schema;
 pub mod standing;
 
 use std::{
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, PoisonError,
@@ -25,8 +26,11 @@ use std::{
 
 use tantivy::{
     Index, IndexReader, ReloadPolicy, TantivyDocument,
-    collector::{Count, TopDocs},
-    query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TantivyQuery, TermQuery},
+    collector::{Count, DocSetCollector, TopDocs},
+    query::{
+        BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TantivyQuery, TermQuery,
+        TermSetQuery,
+    },
     schema::{IndexRecordOption, Value},
     snippet::{Snippet, SnippetGenerator},
 };
@@ -208,6 +212,40 @@ impl SearchIndex {
     /// The change-log position the searchable index reflects.
     pub fn position(&self) -> u64 {
         self.shared.committed.load(Ordering::Acquire)
+    }
+
+    /// Which of `ids` match `query` as the index holds them, and the
+    /// change-log position the answer holds for: for a release whose latest
+    /// change is at or before it, the answer is about that change's version
+    /// (the index has taken in every change up to there, and none after
+    /// that concerns the release). Used while the index is rebuilt too: it
+    /// is then exact up to the position reached.
+    pub fn matching_among(
+        &self,
+        query: &Query,
+        ids: &[Uuid],
+    ) -> Result<(u64, HashSet<Uuid>), SearchError> {
+        // The position first: the searcher is then at least as new.
+        let position = self.position();
+        let searcher = self.shared.reader.searcher();
+        let fields = &self.shared.fields;
+        let among = TermSetQuery::new(ids.iter().map(|id| fields.id_term(id)));
+        let full = BooleanQuery::new(vec![
+            (Occur::Must, compile(fields, query)?),
+            (Occur::Must, Box::new(among)),
+        ]);
+        let mut matching = HashSet::new();
+        for address in searcher.search(&full, &DocSetCollector)? {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc
+                .get_first(fields.id)
+                .and_then(|value| value.as_str())
+                .and_then(|text| Uuid::parse_str(text).ok())
+            {
+                matching.insert(id);
+            }
+        }
+        Ok((position, matching))
     }
 
     /// Runs a query narrowed by a `List` filter; returns one page in

@@ -12,7 +12,10 @@ use tantivy::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions,
     },
-    tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer},
+    tokenizer::{
+        Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer,
+        TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    },
 };
 use uuid::Uuid;
 
@@ -40,6 +43,100 @@ pub fn analyzer() -> TextAnalyzer {
         .filter(LowerCaser)
         .filter(Stemmer::new(Language::English))
         .build()
+}
+
+/// The same analyzer, for analysing one release at a time (standing
+/// queries, their highlights): the stem of each word is remembered (per
+/// thread), so the Snowball stemmer runs once per distinct word rather than
+/// once per occurrence. The words and positions are [`analyzer`]'s.
+pub fn remembering_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(RememberedStems)
+        .build()
+}
+
+/// Distinct words whose stems a thread remembers; past that it forgets
+/// them all and starts again.
+const REMEMBERED_STEMS: usize = 50_000;
+
+thread_local! {
+    /// This thread's stems: word → stem, and the stemmer for new words.
+    static STEMS: std::cell::RefCell<(std::collections::HashMap<String, String>, TextAnalyzer)> =
+        std::cell::RefCell::new((
+            std::collections::HashMap::new(),
+            TextAnalyzer::builder(RawTokenizer::default())
+                .filter(Stemmer::new(Language::English))
+                .build(),
+        ));
+}
+
+/// The English stemmer, with the stems of the words seen remembered.
+#[derive(Clone, Copy)]
+struct RememberedStems;
+
+impl TokenFilter for RememberedStems {
+    type Tokenizer<T: Tokenizer> = RememberedStemsFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> RememberedStemsFilter<T> {
+        RememberedStemsFilter { inner: tokenizer }
+    }
+}
+
+#[derive(Clone)]
+struct RememberedStemsFilter<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for RememberedStemsFilter<T> {
+    type TokenStream<'a> = RememberedStemsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        RememberedStemsStream {
+            tail: self.inner.token_stream(text),
+        }
+    }
+}
+
+struct RememberedStemsStream<T> {
+    tail: T,
+}
+
+impl<T: TokenStream> TokenStream for RememberedStemsStream<T> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let word = &mut self.tail.token_mut().text;
+        STEMS.with(|stems| {
+            let (known, stemmer) = &mut *stems.borrow_mut();
+            if let Some(stem) = known.get(word.as_str()) {
+                word.clone_from(stem);
+                return;
+            }
+            let mut stream = stemmer.token_stream(word);
+            let stem = if stream.advance() {
+                stream.token().text.clone()
+            } else {
+                word.clone()
+            };
+            drop(stream);
+            if known.len() >= REMEMBERED_STEMS {
+                known.clear();
+            }
+            known.insert(std::mem::replace(word, stem.clone()), stem);
+        });
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
 }
 
 /// The fields of the schema.
@@ -282,6 +379,38 @@ mod tests {
         assert!(builtin.is_some(), "tantivy no longer has {ANALYZER}");
         if let Some(builtin) = builtin {
             assert_eq!(words(analyzer()), words(builtin));
+        }
+    }
+
+    fn tokens(mut analyzer: TextAnalyzer, text: &str) -> Vec<(String, usize, usize, usize)> {
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            out.push((
+                token.text.clone(),
+                token.position,
+                token.offset_from,
+                token.offset_to,
+            ));
+        }
+        out
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn remembered_stems_are_the_stemmers(
+            words in prop::collection::vec("[a-zA-Z\\u{e0}-\\u{ff}'-]{1,14}|[0-9]{1,5}|running|runs|ran|skies|dying|news", 0..40),
+            twice in any::<bool>(),
+        ) {
+            let text = words.join(" ");
+            let expected = tokens(analyzer(), &text);
+            prop_assert_eq!(&tokens(remembering_analyzer(), &text), &expected);
+            if twice {
+                prop_assert_eq!(&tokens(remembering_analyzer(), &text), &expected);
+            }
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! A query is analysed once, with the index's analyzer and search's own
 //! rules for atoms (the same words, stems and errors as search). A release
-//! is analysed once for a whole [`QuerySet`]: only the words some query of
+//! is analysed once for a whole [`QuerySet`] (by the same analyzer, with
+//! the stems of words already seen remembered): only the words some query of
 //! the set looks for are kept, with their field and position counted as the
 //! index counts them (values of one field follow each other with a gap, so
 //! a phrase never spans two keywords), so a phrase matches exactly when the
@@ -166,7 +167,7 @@ impl StandingQuery {
                 .collect();
             SnippetGenerator::new(
                 terms,
-                schema::analyzer(),
+                schema::remembering_analyzer(),
                 Fields::new().text(field),
                 max_chars,
             )
@@ -225,7 +226,7 @@ type Occurrences = Vec<(u32, u8, u32)>;
 
 thread_local! {
     /// The analyzer of this thread (analysing needs it mutably).
-    static ANALYZER: RefCell<TextAnalyzer> = RefCell::new(schema::analyzer());
+    static ANALYZER: RefCell<TextAnalyzer> = RefCell::new(schema::remembering_analyzer());
 }
 
 impl QuerySet {

@@ -456,6 +456,8 @@ async fn live_query_streams_hold_exactly_what_search_finds() -> TestResult {
     let mut server = TestServer::start_with(&["--watch-progress-interval", "200ms"]).await;
     let mut rng = Rng(1616);
     let queries = queries(&mut rng);
+    // The streams have a connection of their own: read only at the end,
+    // they hold up its flow-control window meanwhile.
     let mut client = server.new_client().await;
     let mut streams = Vec::new();
     for query in &queries {
@@ -473,7 +475,7 @@ async fn live_query_streams_hold_exactly_what_search_finds() -> TestResult {
             w.cursors.last().is_some_and(|c| seq(c) >= changes)
         })
         .await?;
-        let found = searched(&mut client, &query, filter.clone()).await?;
+        let found = searched(&mut server.client, &query, filter.clone()).await?;
         if assert_same(&query, &filter, &watched, &found) > 0 {
             matched_somewhere += 1;
         }
@@ -487,6 +489,59 @@ async fn live_query_streams_hold_exactly_what_search_finds() -> TestResult {
         stats.changes_matched > 0 && stats.changes_matched <= changes,
         "each change is matched once for all {} streams, not once per stream: {stats:?}",
         queries.len() * 2
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn history_older_than_the_recent_tail_holds_exactly_what_search_finds() -> TestResult {
+    let mut server = TestServer::start_with(&["--watch-progress-interval", "200ms"]).await;
+    let mut rng = Rng(4242);
+    let queries = [
+        "merger",
+        "\"strategic acquisition\"",
+        "acquire -recall",
+        "issuer:acme",
+        "body:\"solar panel\"",
+        "lidar OR turbine OR outage -globex",
+    ];
+    // Live streams of the same queries are open while the corpus is
+    // written, as in production: the recent tail is matched for them. They
+    // are read only at the end, on a connection of their own (unread, they
+    // hold up their connection's flow-control window).
+    let mut live_client = server.new_client().await;
+    let mut live = Vec::new();
+    for query in queries {
+        let mut stream = watch(&mut live_client, query_watch(query, None, now())).await?;
+        read_until_caught_up(&mut stream).await?;
+        live.push((query, stream));
+    }
+    // More changes than the tail holds (4,096): the oldest are read from
+    // the store, and the search index answers for them.
+    let changes = write_corpus(&mut server.client, &mut rng, 5_000).await?;
+    wait_for_index(&mut server.client, "zzsentinel").await?;
+    let mut client = server.new_client().await;
+    for query in queries {
+        for filter in filters() {
+            let found = searched(&mut client, query, filter.clone()).await?;
+            let mut stream =
+                watch(&mut client, query_watch(query, filter.clone(), beginning())).await?;
+            let watched = read_until_caught_up(&mut stream).await?;
+            assert_same(query, &filter, &watched, &found);
+        }
+    }
+    for (query, mut stream) in live {
+        let watched = read_until(&mut stream, Duration::from_secs(60), |w| {
+            w.cursors.last().is_some_and(|c| seq(c) >= changes)
+        })
+        .await?;
+        let found = searched(&mut client, query, None).await?;
+        assert_same(query, &None, &watched, &found);
+    }
+    let stats = server.watchers.queries();
+    assert!(
+        stats.looked_up > 0,
+        "the search index answered for history: {stats:?}"
     );
     Ok(())
 }
