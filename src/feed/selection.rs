@@ -43,26 +43,37 @@ pub(super) trait Source {
     fn recent(&self, seq: u64) -> Option<Arc<TailEntry>>;
 }
 
-/// What the search index said about a chunk of history: for a release
-/// whose latest change is at or before `position`, whether that version
-/// matches the stream's query (see `SearchIndex::matching_among`).
+/// What the search index said about a chunk of history: for the releases
+/// asked about whose latest change is at or before `position`, whether
+/// that version matches the stream's query (see
+/// `SearchIndex::matching_among`).
 #[derive(Debug, Default)]
 pub(super) struct Indexed {
     position: u64,
+    asked: HashSet<Uuid>,
     matching: HashSet<Uuid>,
 }
 
 impl Indexed {
-    /// The index's answer.
-    pub(super) fn new(position: u64, matching: HashSet<Uuid>) -> Self {
-        Self { position, matching }
+    /// The index's answer about the releases `asked`.
+    pub(super) fn new(position: u64, asked: &[Uuid], matching: HashSet<Uuid>) -> Self {
+        Self {
+            position,
+            asked: asked.iter().copied().collect(),
+            matching,
+        }
     }
 
-    /// Whether the version made by `entry` matches, if the index knows.
+    /// Whether the version made by `entry` matches, if the index was asked
+    /// and knows.
     fn knows(&self, entry: &LogEntry) -> Option<bool> {
-        (entry.seq <= self.position).then(|| {
-            Uuid::from_slice(&entry.release_id).is_ok_and(|id| self.matching.contains(&id))
-        })
+        if entry.seq > self.position {
+            return None;
+        }
+        let id = Uuid::from_slice(&entry.release_id).ok()?;
+        self.asked
+            .contains(&id)
+            .then(|| self.matching.contains(&id))
     }
 }
 

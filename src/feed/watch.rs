@@ -188,7 +188,10 @@ impl Reader {
         let shared = &*self.shared;
         if pending.is_empty() {
             match shared.tail.range(position, bound, CHUNK_ENTRIES) {
-                Some(recent) => pending.extend(recent.iter().map(|t| t.entry.clone())),
+                Some(recent) => {
+                    pending.extend(recent.iter().map(|t| t.entry.clone()));
+                    *indexed = Indexed::default();
+                }
                 None => {
                     pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?);
                     // History older than the tail: the search index says
@@ -253,7 +256,7 @@ impl Reader {
         match self.shared.search.matching_among(group.parsed(), &ids) {
             Ok((position, matching)) => {
                 self.shared.watchers.queries.looked_up(ids.len());
-                Indexed::new(position, matching)
+                Indexed::new(position, &ids, matching)
             }
             Err(error) => {
                 tracing::warn!(error = %telemetry::chain(&error), "the search index could not answer for a watch; matching in the stream");

@@ -521,7 +521,12 @@ async fn history_older_than_the_recent_tail_holds_exactly_what_search_finds() ->
     let changes = write_corpus(&mut server.client, &mut rng, 5_000).await?;
     wait_for_index(&mut server.client, "zzsentinel").await?;
     let mut client = server.new_client().await;
-    for query in queries {
+    // Replayed: the live streams' queries, whose groups the tail matched,
+    // and queries no stream had while the changes were made.
+    for query in queries
+        .iter()
+        .chain(&["battery factory", "headline:recall"])
+    {
         for filter in filters() {
             let found = searched(&mut client, query, filter.clone()).await?;
             let mut stream =
