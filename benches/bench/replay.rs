@@ -62,8 +62,8 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
     let mut on_server = Vec::with_capacity(plan.replays);
     let mut on_echo = Vec::with_capacity(plan.replays);
     for _ in 0..plan.replays {
-        on_server.push(replay(addr, "").await?);
-        on_echo.push(replay(echo.addr, "").await?);
+        on_server.push(replay(addr, "", false).await?);
+        on_echo.push(replay(echo.addr, "", false).await?);
     }
     echo.stop().await?;
     let pairs: Vec<f64> = on_server
@@ -129,8 +129,12 @@ pub fn typical(mut replays: Vec<Replayed>) -> Option<Replayed> {
 }
 
 /// Watches from the beginning until caught up, with a text query unless
-/// `query` is empty.
-pub async fn replay(addr: std::net::SocketAddr, query: &str) -> BenchResult<Replayed> {
+/// `query` is empty (and its highlights if `highlight`).
+pub async fn replay(
+    addr: std::net::SocketAddr,
+    query: &str,
+    highlight: bool,
+) -> BenchResult<Replayed> {
     let mut client = server::client(server::connect(addr).await?);
     let cpu = cpu_time();
     let started = Instant::now();
@@ -139,6 +143,7 @@ pub async fn replay(addr: std::net::SocketAddr, query: &str) -> BenchResult<Repl
         .watch_press_releases(WatchPressReleasesRequest {
             start: Some(Start::Position(StartPosition::Beginning as i32)),
             query: query.to_string(),
+            highlight,
             ..Default::default()
         })
         .await?

@@ -35,6 +35,10 @@ pub struct WatchArgs {
     /// merger -rumour issuer:acme` (the language of `pressroom search`).
     #[arg(long)]
     query: Option<String>,
+    /// With --query: show where each release matched (snippets with the
+    /// query's words marked).
+    #[arg(long, requires = "query")]
+    highlight: bool,
     /// Only releases published at or after this time (`--after` names a
     /// cursor here).
     #[arg(long, value_parser = parse_time)]
@@ -83,6 +87,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
                 .to_filter(args.published_after, args.published_before),
             start: Some(start),
             query: args.query.clone().unwrap_or_default(),
+            highlight: args.highlight,
         })
         .await?
         .into_inner();

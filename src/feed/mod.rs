@@ -147,6 +147,12 @@ impl Feed {
                 Some(self.shared.watchers.queries.open(standing, parsed))
             }
         };
+        if request.highlight && text.is_none() {
+            return Err(DomainError::invalid(
+                "highlight",
+                "needs a query: highlights mark the query's words",
+            ));
+        }
         let start = self.start_position(request.start)?;
         let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));
         let stats = self
@@ -155,7 +161,7 @@ impl Feed {
             .register(start, &caller.name, &self.shared.settings)?;
         let task = watch::Reader {
             shared: Arc::clone(&self.shared),
-            selection: Selection::new(query, text),
+            selection: Selection::new(query, text, request.highlight),
             start,
             sender,
             stats: Arc::clone(&stats),

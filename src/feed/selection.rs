@@ -92,12 +92,14 @@ pub struct Selection {
     wanted: Vec<Vec<u64>>,
     /// The text query, shared with the streams of equal ones.
     text: Option<Arc<QueryGroup>>,
+    /// Whether events carry highlights of the query's words.
+    highlight: bool,
 }
 
 impl Selection {
     /// The selection of a (validated, normalised) filter and, optionally, a
-    /// text query.
-    pub(super) fn new(query: ListQuery, text: Option<Arc<QueryGroup>>) -> Self {
+    /// text query (with highlights or not).
+    pub(super) fn new(query: ListQuery, text: Option<Arc<QueryGroup>>, highlight: bool) -> Self {
         let wanted = query
             .facets
             .iter()
@@ -107,6 +109,7 @@ impl Selection {
             query,
             wanted,
             text,
+            highlight,
         }
     }
 
@@ -170,9 +173,10 @@ impl Selection {
         }
     }
 
-    /// The highlights of the text query's words in a version delivered.
+    /// The highlights of the text query's words in a version delivered, if
+    /// the stream asked for them.
     pub(super) fn highlights(&self, version: &Version) -> Vec<Highlight> {
-        let Some(group) = &self.text else {
+        let Some(group) = self.text.as_ref().filter(|_| self.highlight) else {
             return Vec::new();
         };
         match &version.recent {

@@ -33,7 +33,7 @@ async fn backup_under_writes_restore_and_compare() -> TestResult {
         WatchPressReleasesRequest {
             filter: None,
             start: Some(Start::Position(StartPosition::Beginning as i32)),
-            query: String::new(),
+            ..Default::default()
         },
     )
     .await?;
@@ -117,7 +117,7 @@ async fn backup_under_writes_restore_and_compare() -> TestResult {
         WatchPressReleasesRequest {
             filter: None,
             start: Some(Start::AfterCursor(pre_backup_cursor)),
-            query: String::new(),
+            ..Default::default()
         },
     )
     .await?;

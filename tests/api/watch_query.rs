@@ -41,6 +41,7 @@ fn query_watch(
         filter,
         start: Some(start),
         query: query.into(),
+        highlight: true,
     }
 }
 
@@ -596,6 +597,20 @@ async fn history_then_live_with_progress_while_nothing_matches_and_resume() -> T
         marked.as_deref(),
         Some("Acme announces <mark>merger</mark> number 0")
     );
+    let mut plain = watch(
+        client,
+        WatchPressReleasesRequest {
+            highlight: false,
+            ..query_watch(query, None, beginning())
+        },
+    )
+    .await?;
+    let unmarked = read_until_caught_up(&mut plain).await?;
+    assert_eq!(unmarked.names(), wanted);
+    assert!(
+        unmarked.events.iter().all(|e| e.highlights.is_empty()),
+        "highlights only when asked for"
+    );
 
     // Nothing matches: progress keeps coming, and moves.
     let mut last_quiet = String::new();
@@ -868,6 +883,20 @@ async fn bad_queries_are_refused_as_search_refuses_them() -> TestResult {
         );
         assert_eq!(described(&watch), described(&search), "{query:?}");
     }
+    let without_query = server
+        .client
+        .watch_press_releases(WatchPressReleasesRequest {
+            highlight: true,
+            ..Default::default()
+        })
+        .await
+        .err()
+        .map(|status| described(&status));
+    assert!(
+        without_query.is_some_and(|(code, _, fields)| code == Code::InvalidArgument
+            && fields.iter().any(|(field, _)| field == "highlight")),
+        "highlight needs a query"
+    );
     let refused = server
         .client
         .watch_press_releases(query_watch("acme \"!!!\"", None, now()))
@@ -933,6 +962,7 @@ async fn the_cli_watches_with_a_query() -> TestResult {
                 "watch",
                 "--query",
                 "recalled OR \"product recalls\"",
+                "--highlight",
                 "--from-beginning",
                 "--until-caught-up",
                 "-o",
