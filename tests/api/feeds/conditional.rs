@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 
-use super::Feeds;
+use super::{Answer, Feeds};
 use crate::helpers::{TestResult, TestServer, create_request, damage_record, release};
 
 #[tokio::test]
@@ -22,12 +22,26 @@ async fn an_unchanged_feed_is_a_304_until_a_release_is_published() -> TestResult
     let etag = first.header("etag");
     assert!(etag.starts_with("W/\""), "{etag}");
     assert_eq!(first.header("cache-control"), "private, max-age=60");
+    let vary = |answer: &Answer| -> Vec<String> {
+        answer
+            .headers
+            .get_all("vary")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    assert_eq!(vary(&first), ["accept-encoding"]);
 
     let again = feeds.get(path, &[("if-none-match", &etag)]).await?;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), etag);
     assert_eq!(again.header("cache-control"), "private, max-age=60");
+    // A 304 carries the validators and Vary the 200 would (RFC 9110,
+    // 15.4.5): a cache keys what it revalidates by encoding.
+    assert_eq!(vary(&again), ["accept-encoding"], "Vary on the 304");
+    assert_eq!(again.header("last-modified"), first.header("last-modified"));
     let other_format = feeds
         .get("/feeds/atom?language=en", &[("if-none-match", &etag)])
         .await?;
@@ -39,12 +53,32 @@ async fn an_unchanged_feed_is_a_304_until_a_release_is_published() -> TestResult
     let gzipped = feeds.get(path, &[("accept-encoding", "gzip")]).await?;
     assert_eq!(gzipped.header("content-encoding"), "gzip");
     assert_eq!(gzipped.header("etag"), etag, "the same feed, compressed");
+    assert_eq!(vary(&gzipped), ["accept-encoding"], "Vary once");
     assert!(gzipped.body.len() < first.body.len());
     let head = feeds.send(reqwest::Method::HEAD, path, &[]).await?;
     assert_eq!(
         (head.status, head.header("etag")),
         (StatusCode::OK, etag.clone())
     );
+    // HEAD answers with the headers GET does, validators included, and so
+    // does its 304.
+    assert!(head.body.is_empty());
+    for name in ["last-modified", "cache-control", "content-type"] {
+        assert_eq!(head.header(name), first.header(name), "HEAD: {name}");
+    }
+    assert_eq!(vary(&head), ["accept-encoding"], "HEAD: vary");
+    let head_again = feeds
+        .send(reqwest::Method::HEAD, path, &[("if-none-match", &etag)])
+        .await?;
+    assert_eq!(head_again.status, StatusCode::NOT_MODIFIED);
+    for name in ["etag", "last-modified", "cache-control"] {
+        assert_eq!(
+            head_again.header(name),
+            again.header(name),
+            "HEAD 304: {name}"
+        );
+    }
+    assert_eq!(vary(&head_again), ["accept-encoding"], "HEAD 304: vary");
 
     // If-Modified-Since alone: a date handed out in the second the feed
     // changed cannot prove anything yet; within a second or two a date
