@@ -58,7 +58,7 @@ async fn lifted_at_its_time_and_not_before(
     let created = server
         .client
         .create_press_release(create_request(PressRelease {
-            embargo_time: Some(timestamp(SystemTime::now() + ahead)),
+            embargo_time: Some(pressroom::proto::timestamp(SystemTime::now() + ahead)),
             ..release("Results")
         }))
         .await?
@@ -239,13 +239,4 @@ async fn moved_and_withdrawn_embargoes_hold(
 /// A protobuf timestamp as a system time.
 fn system_time(at: &pressroom::proto::Timestamp) -> SystemTime {
     UNIX_EPOCH + Duration::new(at.seconds as u64, at.nanos as u32)
-}
-
-/// A system time as a protobuf timestamp, to the nanosecond.
-fn timestamp(at: SystemTime) -> pressroom::proto::Timestamp {
-    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    pressroom::proto::Timestamp {
-        seconds: since_epoch.as_secs() as i64,
-        nanos: since_epoch.subsec_nanos() as i32,
-    }
 }
