@@ -21,6 +21,7 @@ pub mod facets;
 mod log;
 mod position;
 pub mod sled;
+mod subscriptions;
 mod writer;
 
 #[cfg(test)]
@@ -37,6 +38,9 @@ pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
+pub use subscriptions::{
+    EventState, StoredDeadLetter, SubscriptionChange, SubscriptionRecord, SubscriptionState,
+};
 pub use writer::Writer;
 
 /// What went wrong in the storage layer.
@@ -298,4 +302,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Stores a new subscription, positioned after log position `position`,
+    /// durably; `false` (and nothing written) if one with its id exists.
+    fn create_subscription(
+        &self,
+        record: &SubscriptionRecord,
+        position: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// A subscription's definition, by id.
+    fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError>;
+
+    /// Subscriptions whose id sorts after `after`, in id order, at most
+    /// `limit` of them.
+    fn subscriptions(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+
+    /// Deletes a subscription with all its state, durably; `false` if there
+    /// was none.
+    fn delete_subscription(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// A subscription's state, if it exists.
+    fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError>;
+
+    /// Applies changes to subscription state atomically and durably, without
+    /// a change-log entry; changes for subscriptions that do not exist are
+    /// skipped. Called by several tasks at once: an engine lets concurrent
+    /// calls share one sync (group commit).
+    fn commit_subscriptions(&self, changes: Vec<SubscriptionChange>) -> Result<(), StoreError>;
 }

@@ -9,6 +9,7 @@
 //! - `layout`: the key layout of the one keyspace.
 //! - `record`: how values are encoded and checksummed.
 //! - `backup`: the backup format, written and restored.
+//! - `subscriptions`: subscription definitions and state.
 //!
 //! Nothing outside this folder knows sled's keys, values or files.
 
@@ -18,6 +19,7 @@ mod engine;
 mod layout;
 mod plan;
 mod record;
+mod subscriptions;
 mod walk;
 
 pub use backup::RestoreError;
