@@ -18,7 +18,9 @@ mod releases;
 mod watch;
 
 pub use backup::{BackupArgs, RestoreArgs};
-pub use connect::{Client, ClientArgs, ClientError, connect};
+pub use connect::{
+    Client, ClientArgs, ClientError, SubscriptionClient, connect, connect_subscriptions,
+};
 pub use export::{ExportArgs, ExportFormat};
 pub use follow::FollowArgs;
 pub use import::ImportArgs;

@@ -175,7 +175,7 @@ pub(super) async fn follow(
         let durable = *durable_head.borrow_and_update();
         if position < durable {
             let reading = Arc::clone(&store);
-            let with_records = watchers.active() > 0;
+            let with_records = watchers.reads_records();
             let queries = watchers.queries.clone();
             let read = tokio::task::spawn_blocking(move || {
                 read(&*reading, &queries, position, durable, with_records)
