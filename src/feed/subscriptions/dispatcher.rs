@@ -328,19 +328,7 @@ impl Dispatcher {
             let Ok(release) = Uuid::from_slice(&entry.release_id) else {
                 continue;
             };
-            let event = PressReleaseEvent {
-                cursor: Cursor {
-                    store_id,
-                    seq: entry.seq,
-                }
-                .encode(),
-                r#type: kind as i32,
-                press_release: Some(
-                    Arc::try_unwrap(version.release).unwrap_or_else(|shared| (*shared).clone()),
-                ),
-                commit_time: entry.commit_time,
-                highlights: Vec::new(),
-            };
+            let event = version.into_event(store_id, &entry, kind, Vec::new());
             self.slots.insert(
                 entry.seq,
                 Slot {
@@ -935,9 +923,7 @@ impl Dispatcher {
 }
 
 /// Waits for the commit in flight (never, if there is none).
-async fn commit_done(
-    committing: &mut Committing,
-) -> (Result<(), StoreError>, Vec<AfterCommit>) {
+async fn commit_done(committing: &mut Committing) -> (Result<(), StoreError>, Vec<AfterCommit>) {
     let Some((task, _)) = committing.as_mut() else {
         return std::future::pending().await;
     };

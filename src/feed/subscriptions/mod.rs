@@ -171,15 +171,7 @@ impl Subscriptions {
     pub async fn delete(&self, name: &str, caller: &Caller) -> Result<(), DomainError> {
         let id = rules::parse_name("name", name)?.to_string();
         let mut running = self.shared.dispatchers.running.lock().await;
-        let record = self.read_record(&id).await?;
-        rules::check_owner(
-            record
-                .subscription
-                .as_ref()
-                .unwrap_or(&Subscription::default()),
-            caller,
-            "deleting",
-        )?;
+        self.check_owner(&id, caller, "deleting").await?;
         if let Some(commands) = running.remove(&id) {
             let (reply, answer) = oneshot::channel();
             if commands.send(Command::Delete { reply }).await.is_ok() {
@@ -204,15 +196,7 @@ impl Subscriptions {
         caller: &Caller,
     ) -> Result<Subscription, DomainError> {
         let id = rules::parse_name("subscription", &request.subscription)?.to_string();
-        let record = self.read_record(&id).await?;
-        rules::check_owner(
-            record
-                .subscription
-                .as_ref()
-                .unwrap_or(&Subscription::default()),
-            caller,
-            "seeking",
-        )?;
+        self.check_owner(&id, caller, "seeking").await?;
         let start = match request.target {
             None => return Err(DomainError::invalid("target", "is required")),
             Some(Target::AfterCursor(cursor)) => WatchStart::AfterCursor(cursor),
@@ -436,11 +420,22 @@ impl Subscriptions {
         running.get(id).filter(|c| !c.is_closed()).cloned()
     }
 
-    async fn read_record(&self, id: &str) -> Result<SubscriptionRecord, DomainError> {
+    /// Whether `caller` may seek or delete subscription `id` (which must
+    /// exist).
+    async fn check_owner(&self, id: &str, caller: &Caller, what: &str) -> Result<(), DomainError> {
         let reading = id.to_string();
-        self.blocking(move |store| store.subscription(&reading))
+        let record: SubscriptionRecord = self
+            .blocking(move |store| store.subscription(&reading))
             .await?
-            .ok_or_else(|| not_found(id))
+            .ok_or_else(|| not_found(id))?;
+        rules::check_owner(
+            record
+                .subscription
+                .as_ref()
+                .unwrap_or(&Subscription::default()),
+            caller,
+            what,
+        )
     }
 
     async fn load(
