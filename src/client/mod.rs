@@ -15,6 +15,7 @@ mod import;
 mod keygen;
 mod output;
 mod releases;
+mod subscriptions;
 mod watch;
 
 pub use backup::{BackupArgs, RestoreArgs};
@@ -28,6 +29,7 @@ pub use keygen::KeysArgs;
 pub use releases::{
     CreateArgs, GetArgs, ListArgs, SearchArgs, StatsArgs, UpdateArgs, WithdrawArgs,
 };
+pub use subscriptions::{ConsumeArgs, SubscriptionArgs};
 pub use watch::WatchArgs;
 
 use tonic::Code;
@@ -57,6 +59,11 @@ pub enum Command {
     Withdraw(WithdrawArgs),
     /// Follow the feed: history, then live; resumable with a cursor file.
     Watch(WatchArgs),
+    /// Manage subscriptions (named consumers whose position the server
+    /// keeps).
+    Subscription(SubscriptionArgs),
+    /// Consume a subscription: print each event, then acknowledge it.
+    Consume(ConsumeArgs),
     /// Search press releases.
     Search(SearchArgs),
     /// Count press releases.
@@ -84,6 +91,8 @@ pub async fn run(command: Command) -> Result<(), ClientError> {
         Command::Update(args) => releases::update(args).await,
         Command::Withdraw(args) => releases::withdraw(args).await,
         Command::Watch(args) => watch::watch(args).await,
+        Command::Subscription(args) => subscriptions::subscription(args).await,
+        Command::Consume(args) => subscriptions::consume(args).await,
         Command::Search(args) => releases::search(args).await,
         Command::Stats(args) => releases::stats(args).await,
         Command::Import(args) => import::import(args).await,
