@@ -13,7 +13,11 @@
 //! delivery counts, dead letters) gather while the previous commit is being
 //! made durable and then go in one commit (group commit); an ack is
 //! confirmed to its stream only once the commit holding it has returned.
-//! One commit is in flight at a time, so commits land in order.
+//! One commit is in flight at a time, so commits land in order. Delivery
+//! counts ride along with the next commit (or the next tick, within a
+//! second): a crash in that second loses those counts, so such an event's
+//! next delivery attempt is numbered as if those deliveries had not been
+//! made (it is still delivered again).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
@@ -798,14 +802,24 @@ impl Dispatcher {
         }
     }
 
-    /// Starts a commit of what changed, unless one is in flight.
+    /// Starts a commit of what changed, unless one is in flight. Delivery
+    /// counts alone wait for a commit that has to be made anyway (an ack,
+    /// a dead letter) or for the next tick: an event acked meanwhile needs
+    /// no count at all.
     fn commit(&mut self) {
+        self.commit_if(false);
+    }
+
+    fn commit_if(&mut self, counts_too: bool) {
         if self.committing.is_some() {
             return;
         }
         let position = self.position();
         let mut changes = std::mem::take(&mut self.changes);
-        if !self.dirty.is_empty() || !self.after_commit.is_empty() || !changes.is_empty() {
+        if (counts_too && !self.dirty.is_empty())
+            || !self.after_commit.is_empty()
+            || !changes.is_empty()
+        {
             if position > self.committed_position {
                 changes.push(SubscriptionChange::Advance {
                     id: self.id.clone(),
@@ -844,14 +858,23 @@ impl Dispatcher {
 
     /// Waits for the commit in flight, then commits what is left.
     async fn finish_commits(&mut self) {
-        for _ in 0..2 {
+        for _ in 0..3 {
             if self.committing.is_some() {
                 let done = commit_done(&mut self.committing).await;
                 if self.committed(done).is_err() {
                     return;
                 }
             }
-            self.commit();
+            if self.position() > self.committed_position {
+                self.changes.push(SubscriptionChange::Advance {
+                    id: self.id.clone(),
+                    position: self.position(),
+                });
+            }
+            self.commit_if(true);
+            if self.committing.is_none() {
+                return;
+            }
         }
     }
 
@@ -873,6 +896,7 @@ impl Dispatcher {
                 position: self.position(),
             });
         }
+        self.commit_if(true);
         let status = self.status();
         let label = self.id.clone();
         metrics::gauge!("pressroom_subscription_backlog", "subscription" => label.clone())
