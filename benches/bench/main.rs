@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts]
+//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [subscribe]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -20,7 +20,8 @@
 //! - [`delivery`]: watchers that note each arrival and writes at a fixed
 //!   rate, shared by [`fanout`] and [`alerts`].
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
-//!   [`list`], [`search`], [`feeds`], [`alerts`].
+//!   [`list`], [`search`], [`feeds`], [`alerts`], [`subscribe`] (beside
+//!   NATS JetStream).
 
 /// The allocator the `pressroom` binary uses, so that what is measured is
 /// what ships (the references run on it too).
@@ -41,6 +42,7 @@ mod measure;
 mod replay;
 mod search;
 mod server;
+mod subscribe;
 
 use std::time::{Duration, Instant};
 
@@ -53,8 +55,16 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The scenarios, in the order they run: those on fresh data dirs first,
 /// then those reading the corpus (the list reference needs the store before
 /// the server holds it).
-const SCENARIOS: [&str; 8] = [
-    "fanout", "ingest", "list", "get", "replay", "search", "feeds", "alerts",
+const SCENARIOS: [&str; 9] = [
+    "fanout",
+    "subscribe",
+    "ingest",
+    "list",
+    "get",
+    "replay",
+    "search",
+    "feeds",
+    "alerts",
 ];
 
 /// The sizes and durations of a run.
@@ -131,7 +141,7 @@ impl Plan {
 }
 
 const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
-scenarios: get ingest fanout replay list search feeds alerts (default: all)
+scenarios: get ingest fanout replay list search feeds alerts subscribe (default: all)
   --quick   about a minute: smaller corpus, shorter phases
   --bench   given by `cargo bench`; without it (e.g. under `cargo test
             --all-targets`) nothing is run";
@@ -205,6 +215,7 @@ async fn run_scenarios(plan: &Plan, selected: &[&str]) -> BenchResult<usize> {
         }
         match scenario {
             "fanout" => fanout::run(plan, &mut summary).await?,
+            "subscribe" => subscribe::run(plan, &mut summary).await?,
             "ingest" => {
                 let corpus = loaded(&mut corpus, plan).await?;
                 ingest::run(plan, corpus, &mut summary).await?

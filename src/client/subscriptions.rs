@@ -255,11 +255,19 @@ pub(super) async fn consume(args: ConsumeArgs) -> Result<(), ClientError> {
         other => other,
     };
     let mut client = connect_subscriptions(&args.client).await?;
+    // It asks for no more than it will print: what it holds when it exits
+    // is delivered again (to another consumer), counted as a delivery.
+    let wanted = |printed: u64| -> i32 {
+        let left = args
+            .max_events
+            .map_or(u64::MAX, |max| max.saturating_sub(printed).max(1));
+        left.min(args.max_outstanding as u64) as i32
+    };
     let (requests, receiver) = mpsc::channel(64);
     let _ = requests
         .send(StreamSubscriptionRequest {
             subscription: name(&args.id),
-            max_outstanding_events: args.max_outstanding,
+            max_outstanding_events: wanted(0),
             ..Default::default()
         })
         .await;
@@ -290,13 +298,8 @@ pub(super) async fn consume(args: ConsumeArgs) -> Result<(), ClientError> {
         let mut acks = Vec::new();
         for received in message.received_events {
             if args.max_events.is_some_and(|max| printed >= max) {
-                // Not ours to print: handed back at once.
-                let _ = requests
-                    .send(StreamSubscriptionRequest {
-                        nack_ids: vec![received.ack_id],
-                        ..Default::default()
-                    })
-                    .await;
+                // Not ours to print: left unacknowledged, it goes to
+                // another consumer once this one has gone.
                 continue;
             }
             if let Some(event) = &received.event {
@@ -310,6 +313,7 @@ pub(super) async fn consume(args: ConsumeArgs) -> Result<(), ClientError> {
             let _ = requests
                 .send(StreamSubscriptionRequest {
                     ack_ids: acks,
+                    max_outstanding_events: wanted(printed),
                     ..Default::default()
                 })
                 .await;
