@@ -123,7 +123,14 @@ enum Key {
 /// An event read and not yet settled.
 struct Slot {
     release: Uuid,
-    event: PressReleaseEvent,
+    /// The event as read, until its first delivery takes it (no copy of
+    /// the release per delivery); a redelivery makes it again from the
+    /// release as it is then, as a watch event carries it.
+    event: Option<PressReleaseEvent>,
+    /// What the event is: its type, cursor and commit time.
+    kind: i32,
+    cursor: String,
+    commit_time: Option<proto::Timestamp>,
     deliveries: u32,
     /// The stream holding it, and until when.
     holder: Option<(u64, Instant)>,
@@ -337,7 +344,10 @@ impl Dispatcher {
                 entry.seq,
                 Slot {
                     release,
-                    event,
+                    kind: event.r#type,
+                    cursor: event.cursor.clone(),
+                    commit_time: event.commit_time,
+                    event: Some(event),
                     deliveries: known.map_or(0, |state| state.deliveries),
                     holder: None,
                 },
@@ -385,6 +395,15 @@ impl Dispatcher {
                 turn += 1;
             }
             let epoch = self.epoch;
+            let event = match self.event_to_send(key) {
+                Ok(Some(event)) => event,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(subscription = %self.id, error = %telemetry::chain(&error), "cannot read an event's release; trying again later");
+                    self.ready.insert(key);
+                    break;
+                }
+            };
             let Some(slot) = self.slot_mut(key) else {
                 continue;
             };
@@ -393,7 +412,7 @@ impl Dispatcher {
             let attempt = slot.deliveries;
             let received = ReceivedEvent {
                 ack_id: ack_id(epoch, key, attempt),
-                event: Some(slot.event.clone()),
+                event: Some(event),
                 delivery_attempt: attempt as i32,
             };
             if attempt > 1 {
@@ -428,6 +447,35 @@ impl Dispatcher {
                 self.gone(stream);
             }
         }
+    }
+
+    /// The event to send for a slot: the one read, on its first delivery;
+    /// else made again from the release as it is now.
+    fn event_to_send(&mut self, key: Key) -> Result<Option<PressReleaseEvent>, StoreError> {
+        let Some(slot) = self.slot_mut(key) else {
+            return Ok(None);
+        };
+        if let Some(event) = slot.event.take() {
+            return Ok(Some(event));
+        }
+        let (release, kind, cursor, commit_time) = (
+            slot.release,
+            slot.kind,
+            slot.cursor.clone(),
+            slot.commit_time,
+        );
+        let press_release = self.shared.store.get(&release)?;
+        let kind = match &press_release {
+            Some(r) if r.state() == State::Withdrawn => EventType::Withdrawn as i32,
+            _ => kind,
+        };
+        Ok(Some(PressReleaseEvent {
+            cursor,
+            r#type: kind,
+            press_release,
+            commit_time,
+            highlights: Vec::new(),
+        }))
     }
 
     fn slot_mut(&mut self, key: Key) -> Option<&mut Slot> {
@@ -637,7 +685,7 @@ impl Dispatcher {
         let letter = StoredDeadLetter {
             seq,
             release_id: slot.release.as_bytes().to_vec(),
-            event_type: slot.event.r#type,
+            event_type: slot.kind,
             deliveries: slot.deliveries,
             time: Some(proto::now()),
             replaying: false,
@@ -776,7 +824,10 @@ impl Dispatcher {
             letter.seq,
             Slot {
                 release: id,
-                event,
+                kind: event.r#type,
+                cursor: event.cursor.clone(),
+                commit_time: event.commit_time,
+                event: Some(event),
                 deliveries,
                 holder: None,
             },
@@ -909,7 +960,7 @@ impl Dispatcher {
             .slots
             .values()
             .next()
-            .and_then(|slot| slot.event.commit_time)
+            .and_then(|slot| slot.commit_time)
             .map(|time| {
                 let now = proto::now();
                 (now.seconds - time.seconds) as f64
