@@ -17,11 +17,15 @@
 //!   JetStream: the PubAck) to the delivery at a consumer; p99 reported.
 //!
 //! Each Pressroom consumer opens a StreamSubscription on its own
-//! connection, may hold 100 events unacknowledged, and acks the events of
+//! connection, may hold 200 events unacknowledged, and acks the events of
 //! each message it receives in one request; each JetStream consumer pulls
-//! batches of 100 on its own connection, decodes each message's release
-//! (as the gRPC client decodes each event) and acks each message (the
-//! consumer's `max_ack_pending` is 100 per consumer). Clients and servers
+//! batches of 100 on its own connection (asking for the next while it works
+//! through one), decodes each message's release (as the gRPC client decodes
+//! each event) and acks each message; the JetStream consumer's
+//! `max_ack_pending` is 200 per consumer (with exactly one batch, a pull
+//! now and then waited out its 30 s expiry). Beside them, for
+//! where the time goes: one WatchPressReleases stream replaying the same
+//! events (the events alone, without acks or subscription state). Clients and servers
 //! share this machine's cores (nats-server in its own process).
 
 use std::{
@@ -55,8 +59,13 @@ use crate::{
 
 /// Consumers on one subscription, in turn.
 const CONSUMERS: [usize; 3] = [1, 4, 16];
-/// Events one consumer may hold unacknowledged (and JetStream's batch).
-const OUTSTANDING: usize = 100;
+/// Events one consumer may hold unacknowledged: a stream's
+/// `max_outstanding_events`, a JetStream consumer's share of
+/// `max_ack_pending`.
+const OUTSTANDING: usize = 200;
+/// Messages a JetStream consumer pulls at a time (it asks for the next
+/// batch while it works through one).
+const BATCH: usize = 100;
 /// How long deliveries may trail the last write of a live phase.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -112,6 +121,14 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
         js.publish("backlog", payload(i, release)).await?.await?;
     }
 
+    // What the events alone cost, without subscriptions: one watch stream
+    // replaying the same events (no acks, no state).
+    let watched = replay_watch(&server, backlog).await?;
+    println!(
+        "   the same {backlog} events through one WatchPressReleases from the beginning: {} events/s ({:.2} s)",
+        thousands(per_second(backlog, watched)),
+        watched.as_secs_f64()
+    );
     let mut live_releases = live.into_iter();
     for consumers in CONSUMERS {
         let ours = drain_pressroom(server.addr, consumers, backlog).await?;
@@ -160,6 +177,38 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
     }
     server.stop().await?;
     Ok(())
+}
+
+/// How long one watch stream takes to replay `backlog` events from the
+/// beginning (until the first event past them, or caught up).
+async fn replay_watch(server: &Server, backlog: usize) -> BenchResult<Duration> {
+    use pressroom::proto::v1::{
+        WatchPressReleasesRequest, watch_press_releases_request,
+        watch_press_releases_response::Kind,
+    };
+    let mut client = server.client().await?;
+    let started = Instant::now();
+    let mut stream = client
+        .watch_press_releases(WatchPressReleasesRequest {
+            start: Some(watch_press_releases_request::Start::Position(
+                StartPosition::Beginning as i32,
+            )),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut events = 0;
+    while let Some(message) = stream.message().await? {
+        match message.kind {
+            Some(Kind::Event(_)) => events += 1,
+            Some(Kind::Progress(progress)) if progress.caught_up => break,
+            _ => {}
+        }
+        if events >= backlog {
+            break;
+        }
+    }
+    Ok(started.elapsed())
 }
 
 /// A release as a JetStream message: its index, then the encoded release.
@@ -378,7 +427,7 @@ async fn jetstream_consumers(
         tasks.push(tokio::spawn(async move {
             let mut messages = consumer
                 .stream()
-                .max_messages_per_batch(OUTSTANDING)
+                .max_messages_per_batch(BATCH)
                 .messages()
                 .await?;
             loop {

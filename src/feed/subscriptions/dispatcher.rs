@@ -54,7 +54,7 @@ use crate::{
 };
 
 /// Most log entries read in one go.
-const CHUNK_ENTRIES: usize = 512;
+const CHUNK_ENTRIES: usize = 256;
 /// Least number of unsettled events a subscription reads ahead.
 const MIN_WINDOW: usize = 256;
 /// Most unsettled events a subscription holds in memory.
@@ -156,13 +156,16 @@ impl Stream {
 /// Work to do once the next commit is durable (or has failed).
 type AfterCommit = Box<dyn FnOnce(&Result<(), DomainError>) + Send>;
 
+/// The read in flight.
+type Reading = Option<JoinHandle<Result<Read, StoreError>>>;
+
 /// The commit in flight, and what waits for it.
 type Committing = Option<(JoinHandle<Result<(), StoreError>>, Vec<AfterCommit>)>;
 
 pub(crate) struct Dispatcher {
     shared: Arc<Shared>,
     id: String,
-    selection: Selection,
+    selection: Arc<Selection>,
     /// The log position the subscription started after.
     start: u64,
     ack_deadline: Duration,
@@ -191,6 +194,7 @@ pub(crate) struct Dispatcher {
     committed_position: u64,
     after_commit: Vec<AfterCommit>,
     committing: Committing,
+    reading: Reading,
     deleted: bool,
 }
 
@@ -208,7 +212,7 @@ impl Dispatcher {
         let mut dispatcher = Self {
             shared,
             id,
-            selection,
+            selection: Arc::new(selection),
             start: record.start,
             ack_deadline: crate::domain::subscription::ack_deadline(&subscription),
             max_deliveries: subscription.max_deliveries.max(1) as u32,
@@ -228,6 +232,7 @@ impl Dispatcher {
             committed_position: state.position,
             after_commit: Vec::new(),
             committing: None,
+            reading: None,
             deleted: false,
         };
         for letter in state.dead_letters {
@@ -248,14 +253,7 @@ impl Dispatcher {
         loop {
             let readable = *head.borrow_and_update();
             if self.has_room() && self.read < readable {
-                if let Err(error) = self.read_chunk(readable) {
-                    self.fail(&error.into()).await;
-                    return;
-                }
-                self.dispatch();
-                self.commit();
-                tokio::task::yield_now().await;
-                continue;
+                self.start_read(readable);
             }
             self.commit();
             let next_deadline = self.deadlines.first().map(|(at, _)| *at);
@@ -264,11 +262,18 @@ impl Dispatcher {
                     Some(command) => self.handle(command),
                     None => break,
                 },
-                changed = head.changed(), if self.has_room() => {
+                changed = head.changed(), if self.has_room() && self.reading.is_none() => {
                     if changed.is_err() {
                         break;
                     }
                 }
+                read = read_done(&mut self.reading) => match read {
+                    Ok(read) => self.take_read(read),
+                    Err(error) => {
+                        self.fail(&error.into()).await;
+                        return;
+                    }
+                },
                 () = sleep_until(next_deadline) => self.expire(),
                 done = commit_done(&mut self.committing) => {
                     if let Err(error) = self.committed(done) {
@@ -315,33 +320,33 @@ impl Dispatcher {
         }
     }
 
-    /// Reads the entries after `self.read`, up to `bound`, into slots.
-    fn read_chunk(&mut self, bound: u64) -> Result<(), StoreError> {
-        let shared = Arc::clone(&self.shared);
-        let entries: Vec<LogEntry> = match shared.tail.range(self.read, bound, CHUNK_ENTRIES) {
-            Some(recent) => recent.iter().map(|t| t.entry.clone()).collect(),
-            None => shared.store.read_log(self.read, bound, CHUNK_ENTRIES)?,
-        };
-        let store_id = shared.store.store_id();
-        let indexed = Indexed::default();
-        for entry in entries {
-            self.read = entry.seq;
-            let known = self.loaded.remove(&entry.seq);
+    /// Starts reading the entries after `self.read`, up to `bound`, on the
+    /// blocking pool: reading and decoding releases overlaps with handing
+    /// out events and taking acks.
+    fn start_read(&mut self, bound: u64) {
+        if self.reading.is_some() {
+            return;
+        }
+        let (shared, selection) = (Arc::clone(&self.shared), Arc::clone(&self.selection));
+        let (start, after, epoch) = (self.start, self.read, self.epoch);
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            read_events(&shared, &selection, start, after, bound, epoch)
+        }));
+    }
+
+    /// Takes in what a read found: a slot per event not acknowledged yet.
+    fn take_read(&mut self, read: Read) {
+        if read.epoch != self.epoch {
+            // Read before a seek.
+            return;
+        }
+        for (seq, release, event) in read.events {
+            let known = self.loaded.remove(&seq);
             if known.is_some_and(|state| state.acked) {
                 continue;
             }
-            let Some((kind, version)) = self
-                .selection
-                .event_for(&*shared, self.start, &entry, &indexed)?
-            else {
-                continue;
-            };
-            let Ok(release) = Uuid::from_slice(&entry.release_id) else {
-                continue;
-            };
-            let event = version.into_event(store_id, &entry, kind, Vec::new());
             self.slots.insert(
-                entry.seq,
+                seq,
                 Slot {
                     release,
                     kind: event.r#type,
@@ -353,14 +358,14 @@ impl Dispatcher {
                 },
             );
             let queue = self.by_release.entry(release).or_default();
-            queue.push_back(entry.seq);
+            queue.push_back(seq);
             if queue.len() == 1 {
-                self.ready.insert(Key::Event(entry.seq));
+                self.ready.insert(Key::Event(seq));
             }
         }
-        // Entries past the last read this chunk: nothing stored for them.
+        self.read = self.read.max(read.up_to);
+        // Entries read past: nothing stored for them matters any more.
         self.loaded = self.loaded.split_off(&(self.read + 1));
-        Ok(())
     }
 
     /// Hands ready events to the streams with room, in turn.
@@ -995,6 +1000,63 @@ impl Dispatcher {
         tracing::error!(subscription = %self.id, %error, "subscription stopped");
         self.end_streams(|| clone_error(error));
     }
+}
+
+/// Events read from the log for a subscription.
+struct Read {
+    /// The dispatcher's epoch when the read started.
+    epoch: u64,
+    /// The last entry read.
+    up_to: u64,
+    /// The events selected: position, release, event.
+    events: Vec<(u64, Uuid, PressReleaseEvent)>,
+}
+
+/// Reads the entries after `after` up to `bound` (a chunk of them) and
+/// selects the events a subscription that started after `start` delivers.
+fn read_events(
+    shared: &Shared,
+    selection: &Selection,
+    start: u64,
+    after: u64,
+    bound: u64,
+    epoch: u64,
+) -> Result<Read, StoreError> {
+    let entries: Vec<LogEntry> = match shared.tail.range(after, bound, CHUNK_ENTRIES) {
+        Some(recent) => recent.iter().map(|t| t.entry.clone()).collect(),
+        None => shared.store.read_log(after, bound, CHUNK_ENTRIES)?,
+    };
+    let store_id = shared.store.store_id();
+    let indexed = Indexed::default();
+    let mut read = Read {
+        epoch,
+        up_to: after,
+        events: Vec::new(),
+    };
+    for entry in entries {
+        read.up_to = entry.seq;
+        let Some((kind, version)) = selection.event_for(shared, start, &entry, &indexed)? else {
+            continue;
+        };
+        let Ok(release) = Uuid::from_slice(&entry.release_id) else {
+            continue;
+        };
+        let event = version.into_event(store_id, &entry, kind, Vec::new());
+        read.events.push((entry.seq, release, event));
+    }
+    Ok(read)
+}
+
+/// Waits for the read in flight (never, if there is none).
+async fn read_done(reading: &mut Reading) -> Result<Read, StoreError> {
+    let Some(task) = reading.as_mut() else {
+        return std::future::pending().await;
+    };
+    let result = task
+        .await
+        .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
+    *reading = None;
+    result
 }
 
 /// Waits for the commit in flight (never, if there is none).
