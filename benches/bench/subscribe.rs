@@ -53,7 +53,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::{
     BenchResult, Plan,
     generate::Generator,
-    measure::{Latencies, Summary, Verdict, ms, per_second, ratio, thousands},
+    measure::{
+        Latencies, Summary, Verdict, cpu_time, cpu_time_of, ms, per_second, ratio, thousands,
+    },
     server::{self, Server},
 };
 
@@ -130,16 +132,38 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
         watched.as_secs_f64()
     );
     let mut live_releases = live.into_iter();
+    let nats_pid = nats.child.id().to_string();
     for consumers in CONSUMERS {
+        // CPU per event (server and consumers; for JetStream, nats-server's
+        // process too): what the neighbours on these shared cores change
+        // least.
+        let cpu_before = cpu_time();
         let ours = drain_pressroom(server.addr, consumers, backlog).await?;
+        let ours_cpu = cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+        let cpu_before = cpu_time().zip(cpu_time_of(&nats_pid));
         let theirs = drain_jetstream(&js, &nats.url, consumers, backlog).await?;
+        let theirs_cpu = cpu_time()
+            .zip(cpu_time_of(&nats_pid))
+            .zip(cpu_before)
+            .map(|((a, n), (b, m))| a.saturating_sub(b) + n.saturating_sub(m));
         let (ours_rate, theirs_rate) = (per_second(backlog, ours), per_second(backlog, theirs));
+        let per_event = |cpu: Option<Duration>| {
+            cpu.map(|cpu| {
+                format!(
+                    "{:.1} µs CPU/event",
+                    cpu.as_secs_f64() * 1e6 / backlog as f64
+                )
+            })
+            .unwrap_or_default()
+        };
         println!(
-            "   drain, {consumers:>2} consumer(s): pressroom {:>9} events/s ({:.2} s, acks on disk)   jetstream {:>9} events/s ({:.2} s)",
+            "   drain, {consumers:>2} consumer(s): pressroom {:>9} events/s ({:.2} s, acks on disk, {})   jetstream {:>9} events/s ({:.2} s, {})",
             thousands(ours_rate),
             ours.as_secs_f64(),
+            per_event(ours_cpu),
             thousands(theirs_rate),
-            theirs.as_secs_f64()
+            theirs.as_secs_f64(),
+            per_event(theirs_cpu)
         );
         let of_theirs = ours_rate / theirs_rate;
         summary.verdict(
