@@ -1,7 +1,9 @@
 //! The conformance suite every [`Store`] engine must pass: atomic commits,
 //! a gapless change log, idempotency and uniqueness checks inside the
-//! commit, compare-and-swap, index maintenance, list order and bounds, and
-//! persistence across reopening. An engine's tests call [`run`] with a
+//! commit, compare-and-swap, index maintenance, list order and bounds,
+//! persistence across reopening, and subscription definitions and state
+//! (positions that only move forward unless sought, event states forgotten
+//! once passed, dead letters, changes for unknown subscriptions skipped). An engine's tests call [`run`] with a
 //! function that opens the engine in a directory.
 
 use std::{path::Path, sync::Arc};

@@ -14,7 +14,11 @@
 //! All writes reach an engine through the one [`Writer`] task, which batches
 //! them, commits each batch atomically, flushes once, and only then answers
 //! the callers and moves the durable head of the change log that readers
-//! follow.
+//! follow. Subscription state (see [`SubscriptionChange`]) is the one
+//! exception: it is no change to press releases and writes no change-log
+//! entry, so each subscription commits its own batches through
+//! [`Store::commit_subscriptions`], and an engine lets concurrent commits
+//! share a sync with each other and with the writer's.
 
 mod backup;
 pub mod facets;
