@@ -1057,3 +1057,106 @@ async fn metrics_count_redeliveries_and_dead_letters_per_subscription() -> TestR
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_forgets_no_unacknowledged_event_and_repeats_no_confirmed_ack() -> TestResult
+{
+    let dir = temp_dir();
+    let data = dir.path().join("data").display().to_string();
+    let server = crate::helpers::Binary::serve(&["--data-dir", &data])?;
+    let channel = |addr: std::net::SocketAddr| async move {
+        let channel: Result<Channel, Box<dyn std::error::Error + Send + Sync>> =
+            match Channel::from_shared(format!("http://{addr}")) {
+                Ok(endpoint) => endpoint.connect().await.map_err(Into::into),
+                Err(error) => Err(error.into()),
+            };
+        channel
+    };
+    let mut client = SubscriptionServiceClient::new(channel(server.addr).await?);
+    create(&mut client, "killed", 60, 5, None).await?;
+    let mut consumer = Consumer::open(&mut client, "killed", 400).await?;
+    // Writers go on while the consumer acks every other event.
+    let writing = {
+        let mut releases =
+            pressroom::proto::v1::press_release_service_client::PressReleaseServiceClient::new(
+                channel(server.addr).await?,
+            );
+        tokio::spawn(async move {
+            for i in 0..400 {
+                if releases
+                    .create_press_release(create_request(release(&format!("Before the kill {i}"))))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    let mut acked = Vec::new();
+    let mut turn = 0;
+    while consumer.confirmed.len() < 40 {
+        let events = consumer.events(Duration::from_secs(10)).await?;
+        if events.is_empty() {
+            return Err("no events while writers write".into());
+        }
+        let mine: Vec<ReceivedEvent> = events
+            .into_iter()
+            .filter(|_| {
+                turn += 1;
+                turn % 2 == 0
+            })
+            .collect();
+        consumer.ack(&mine).await;
+        acked.extend(mine);
+    }
+    // SIGKILL, mid-run: writes, deliveries and acks in flight.
+    drop(server);
+    writing.abort();
+    let confirmed: HashSet<String> = acked
+        .iter()
+        .filter(|e| consumer.confirmed.contains(&e.ack_id))
+        .map(name_of)
+        .collect();
+    drop(consumer);
+    drop(client);
+
+    let server = crate::helpers::Binary::serve(&["--data-dir", &data])?;
+    let mut releases =
+        pressroom::proto::v1::press_release_service_client::PressReleaseServiceClient::new(
+            channel(server.addr).await?,
+        );
+    let all: HashSet<String> = crate::helpers::list_all(&mut releases)
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let mut client = SubscriptionServiceClient::new(channel(server.addr).await?);
+    let mut consumer = Consumer::open(&mut client, "killed", 100).await?;
+    let mut again = HashSet::new();
+    loop {
+        let events = consumer.events(Duration::from_secs(2)).await?;
+        if events.is_empty() {
+            break;
+        }
+        consumer.ack(&events).await;
+        again.extend(events.iter().map(name_of));
+    }
+    let repeated: Vec<_> = confirmed.intersection(&again).collect();
+    assert!(
+        repeated.is_empty(),
+        "confirmed acks delivered again: {repeated:?}"
+    );
+    let missing: Vec<_> = all
+        .iter()
+        .filter(|name| !confirmed.contains(*name) && !again.contains(*name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} releases neither confirmed nor delivered after the kill: {missing:?}",
+        missing.len(),
+        all.len()
+    );
+    assert!(confirmed.len() >= 40 && all.len() > confirmed.len());
+    Ok(())
+}
