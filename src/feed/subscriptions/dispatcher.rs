@@ -12,7 +12,8 @@
 //! Durability: the state changes (position, acks after the position,
 //! delivery counts, dead letters) gather while the previous commit is being
 //! made durable and then go in one commit (group commit); an ack is
-//! confirmed to its stream only once the commit holding it has returned.
+//! confirmed to its stream only once the commit holding it has returned
+//! (with the stream's next events, or alone).
 //! One commit is in flight at a time, so commits land in order. Delivery
 //! counts ride along with the next commit (or the next tick, within a
 //! second): a crash in that second loses those counts, so such an event's
@@ -145,6 +146,9 @@ struct Stream {
     /// The ack ids it was sent and has not acked or nacked yet, expired
     /// ones included: what it holds as it sees it, which `max` bounds.
     in_hand: HashSet<String>,
+    /// Its acks that are on disk and not yet confirmed to it: they go with
+    /// its next events, or alone if none are due.
+    confirmations: Vec<String>,
 }
 
 impl Stream {
@@ -192,6 +196,10 @@ pub(crate) struct Dispatcher {
     changes: Vec<SubscriptionChange>,
     dirty: BTreeMap<u64, EventState>,
     committed_position: u64,
+    /// Acks taken (stream, ack id) since the last commit started, and those
+    /// of the commit in flight: confirmed once it has returned.
+    acks_to_commit: Vec<(u64, String)>,
+    acks_committing: Vec<(u64, String)>,
     after_commit: Vec<AfterCommit>,
     committing: Committing,
     reading: Reading,
@@ -230,6 +238,8 @@ impl Dispatcher {
             changes: Vec::new(),
             dirty: BTreeMap::new(),
             committed_position: state.position,
+            acks_to_commit: Vec::new(),
+            acks_committing: Vec::new(),
             after_commit: Vec::new(),
             committing: None,
             reading: None,
@@ -291,9 +301,11 @@ impl Dispatcher {
                 return;
             }
             self.dispatch();
+            self.confirm();
         }
         // Shutting down: what was acknowledged is committed first.
         self.finish_commits().await;
+        self.confirm();
         self.end_streams(|| {
             DomainError::Unavailable(
                 "the server is shutting down; open the stream again (unacknowledged events are delivered again)"
@@ -441,10 +453,10 @@ impl Dispatcher {
             batches.entry(stream).or_default().push(received);
         }
         for (stream, received_events) in batches {
-            let sent = self.streams.get(&stream).map(|s| {
+            let sent = self.streams.get_mut(&stream).map(|s| {
                 s.sender.try_send(Ok(StreamSubscriptionResponse {
                     received_events,
-                    acknowledged_ids: Vec::new(),
+                    acknowledged_ids: std::mem::take(&mut s.confirmations),
                 }))
             });
             if !matches!(sent, Some(Ok(()))) {
@@ -504,6 +516,7 @@ impl Dispatcher {
                         max,
                         held: HashSet::new(),
                         in_hand: HashSet::new(),
+                        confirmations: Vec::new(),
                     },
                 );
             }
@@ -521,31 +534,15 @@ impl Dispatcher {
                         s.in_hand.remove(id);
                     }
                 }
-                let mut confirmed = Vec::new();
                 for id in acks {
                     if self.ack(stream, &id) {
-                        confirmed.push(id);
+                        self.acks_to_commit.push((stream, id));
                     }
                 }
                 for id in nacks {
                     if let Some(key) = self.accepted(stream, &id) {
                         self.release(key);
                     }
-                }
-                if !confirmed.is_empty()
-                    && let Some(s) = self.streams.get(&stream)
-                {
-                    let sender = s.sender.clone();
-                    self.after_commit.push(Box::new(move |result| {
-                        if result.is_ok() {
-                            // A stream that stopped reading misses its
-                            // confirmations; its acks are durable anyway.
-                            let _ = sender.try_send(Ok(StreamSubscriptionResponse {
-                                received_events: Vec::new(),
-                                acknowledged_ids: confirmed,
-                            }));
-                        }
-                    }));
                 }
             }
             Command::Gone { stream } => self.gone(stream),
@@ -874,6 +871,7 @@ impl Dispatcher {
         let mut changes = std::mem::take(&mut self.changes);
         if (counts_too && !self.dirty.is_empty())
             || !self.after_commit.is_empty()
+            || !self.acks_to_commit.is_empty()
             || !changes.is_empty()
         {
             if position > self.committed_position {
@@ -891,9 +889,10 @@ impl Dispatcher {
                 },
             ));
         }
-        if changes.is_empty() && self.after_commit.is_empty() {
+        if changes.is_empty() && self.after_commit.is_empty() && self.acks_to_commit.is_empty() {
             return;
         }
+        self.acks_committing = std::mem::take(&mut self.acks_to_commit);
         self.committed_position = self.committed_position.max(position);
         let store = Arc::clone(&self.shared.store);
         let task = tokio::task::spawn_blocking(move || store.commit_subscriptions(changes));
@@ -909,7 +908,30 @@ impl Dispatcher {
         for work in after {
             work(&result);
         }
+        let acks = std::mem::take(&mut self.acks_committing);
+        if result.is_ok() {
+            for (stream, id) in acks {
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.confirmations.push(id);
+                }
+            }
+        }
         result
+    }
+
+    /// Sends the confirmations that no events took along.
+    fn confirm(&mut self) {
+        for s in self.streams.values_mut() {
+            if s.confirmations.is_empty() {
+                continue;
+            }
+            // A stream that stopped reading misses its confirmations; its
+            // acks are durable anyway.
+            let _ = s.sender.try_send(Ok(StreamSubscriptionResponse {
+                received_events: Vec::new(),
+                acknowledged_ids: std::mem::take(&mut s.confirmations),
+            }));
+        }
     }
 
     /// Waits for the commit in flight, then commits what is left.
