@@ -20,6 +20,7 @@ mod backup;
 pub mod facets;
 mod log;
 mod position;
+pub mod postgres;
 pub mod sled;
 mod writer;
 
@@ -32,6 +33,7 @@ use uuid::Uuid;
 
 use crate::proto::{Timestamp, compare_times, v1::PressRelease};
 
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::sled::{RestoreError, SledStore};
 pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
@@ -58,13 +60,20 @@ pub enum StoreError {
     #[error("the writer has stopped")]
     Closed,
     /// The data dir was written by another version of Pressroom.
-    #[error("the data dir has format version {found}; this build reads version {supported}")]
+    #[error("the store has format version {found}; this build reads version {supported}")]
     UnsupportedFormat {
         /// Version found on disk.
         found: u32,
         /// Version this build reads and writes.
         supported: u32,
     },
+    /// The database cannot be reached, or a commit's outcome could not be
+    /// learned; nothing of the commit was acknowledged.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// This engine does not do that (the message says what to do instead).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {

@@ -1,0 +1,752 @@
+//! The PostgreSQL engine on a real PostgreSQL (a [`LocalCluster`] per
+//! test): the conformance suite, and what only a shared database can show —
+//! replicas committing at once, idempotency across them, commits cut off
+//! mid-way, following the head, leadership, schema versions, TLS.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
+
+use uuid::Uuid;
+
+use super::{
+    ClusterOptions, LeadershipTiming, LocalCluster, PostgresOptions, PostgresStore,
+    connect::Target, schema,
+};
+use crate::{
+    proto::{
+        Timestamp, compare_times,
+        v1::{PressRelease, press_release::State},
+    },
+    store::{
+        Applied, BackupInfo, Change, ChangeKind, ChangeResult, ListPosition, ListQuery, LogEntry,
+        NewRelease, Rejected, Replacement, Store, StoreError, conformance,
+    },
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn start_cluster() -> LocalCluster {
+    LocalCluster::start(&ClusterOptions::default())
+        .unwrap_or_else(|error| panic!("a local PostgreSQL is needed for this test: {error}"))
+}
+
+/// The engine behind the blocking `Store` trait of today, on a runtime of
+/// its own (only for running the unchanged conformance suite).
+struct Blocking {
+    runtime: Arc<tokio::runtime::Runtime>,
+    store: PostgresStore,
+}
+
+impl Store for Blocking {
+    fn store_id(&self) -> Uuid {
+        self.store.store_id()
+    }
+    fn commit(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<Vec<ChangeResult>, StoreError> {
+        self.runtime
+            .block_on(self.store.commit(&changes, Some(commit_time)))
+    }
+    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        self.runtime.block_on(self.store.get(id))
+    }
+    fn list(
+        &self,
+        query: &ListQuery,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
+        self.runtime.block_on(self.store.list(query, after, limit))
+    }
+    fn published_times(
+        &self,
+        query: &ListQuery,
+        visit: &mut dyn FnMut(Timestamp),
+    ) -> Result<(), StoreError> {
+        let mut times = Vec::new();
+        self.runtime
+            .block_on(self.store.published_times(query, &mut |t| times.push(t)))?;
+        times.into_iter().for_each(visit);
+        Ok(())
+    }
+    fn published_total(&self) -> Result<u64, StoreError> {
+        self.runtime.block_on(self.store.published_total())
+    }
+    fn published_per_hour(&self, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        self.runtime
+            .block_on(self.store.published_per_hour(from, to))
+    }
+    fn log_head(&self) -> u64 {
+        self.store.log_head()
+    }
+    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        self.runtime
+            .block_on(self.store.read_log(after, up_to, limit))
+    }
+    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
+        self.runtime.block_on(self.store.log_position_at(time))
+    }
+    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
+        self.runtime.block_on(self.store.next_embargo())
+    }
+    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        self.runtime.block_on(self.store.embargoes_due(now, limit))
+    }
+    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
+        self.runtime.block_on(self.store.embargoed())
+    }
+    fn embargoes_pending(&self) -> Result<u64, StoreError> {
+        self.runtime.block_on(self.store.embargoes_pending())
+    }
+    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
+        self.runtime.block_on(self.store.backup(out))
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.runtime.block_on(self.store.flush())
+    }
+}
+
+#[test]
+fn passes_the_conformance_suite() {
+    let cluster = start_cluster();
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}")),
+    );
+    // Each check's directory names its own database; reopening the same
+    // directory reopens the same database.
+    conformance::run(&|dir: &Path| {
+        let name = format!("conformance_{:016x}", {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            dir.hash(&mut hasher);
+            hasher.finish()
+        });
+        runtime
+            .block_on(cluster.create_database(&name))
+            .map_err(StoreError::engine)?;
+        let store = runtime.block_on(PostgresStore::open(
+            &cluster.url(&name),
+            PostgresOptions::default(),
+        ))?;
+        Ok(Arc::new(Blocking {
+            runtime: Arc::clone(&runtime),
+            store,
+        }) as Arc<dyn Store>)
+    });
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
+}
+
+fn new_release(id: Uuid, headline: &str) -> PressRelease {
+    PressRelease {
+        name: format!("pressReleases/{id}"),
+        headline: headline.into(),
+        channels: vec!["tech".into()],
+        publish_time: Some(at(1_700_000_000)),
+        state: State::Published as i32,
+        revision: 1,
+        ..Default::default()
+    }
+}
+
+fn create(id: Uuid, headline: &str) -> Change {
+    Change::Create(NewRelease {
+        id,
+        release: new_release(id, headline),
+        request_id: None,
+        source: None,
+        fingerprint: headline.as_bytes().to_vec(),
+    })
+}
+
+fn with_request(id: Uuid, request_id: &str) -> Change {
+    let Change::Create(mut create) = create(id, request_id) else {
+        unreachable!()
+    };
+    create.request_id = Some(request_id.into());
+    Change::Create(create)
+}
+
+async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+    PostgresStore::open(url, PostgresOptions::default()).await
+}
+
+async fn database(cluster: &LocalCluster, name: &str) -> Result<String, tokio_postgres::Error> {
+    cluster.create_database(name).await?;
+    Ok(cluster.url(name))
+}
+
+/// Reads the log from `after` up to the followed head, checking that it is
+/// a gapless run in commit order.
+async fn read_prefix(
+    store: &PostgresStore,
+    after: u64,
+    last_time: &mut Timestamp,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let head = store.log_head();
+    let entries = store.read_log(after, head, 500).await?;
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(
+            entry.seq,
+            after + 1 + i as u64,
+            "a gap or a jump in the log"
+        );
+        let time = entry.commit_time.unwrap_or_default();
+        assert!(
+            compare_times(&time, last_time).is_ge(),
+            "commit times go back at {}",
+            entry.seq
+        );
+        *last_time = time;
+    }
+    if entries.len() < 500 {
+        assert_eq!(
+            entries.last().map_or(after, |e| e.seq),
+            head,
+            "every entry up to the head is readable"
+        );
+    }
+    Ok(entries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_commit_concurrently_into_one_gapless_log_in_commit_order() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "replicas").await?;
+    let (a, b) = (Arc::new(open(&url).await?), Arc::new(open(&url).await?));
+    let reader = PostgresStore::open(
+        &url,
+        PostgresOptions {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+    )
+    .await?;
+    // Releases both replicas update, racing on their revisions.
+    let shared: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+    a.commit(
+        &shared
+            .iter()
+            .map(|id| create(*id, "shared"))
+            .collect::<Vec<_>>(),
+        None,
+    )
+    .await?;
+
+    let writer = |store: Arc<PostgresStore>, seed: u64| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut batches: Vec<Vec<(Uuid, ChangeResult)>> = Vec::new();
+            let mut written = 0;
+            let mut round = seed;
+            while written < 1_600 {
+                round = round
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let size = 1 + (round >> 33) as usize % 12;
+                let mut changes = Vec::new();
+                let mut ids = Vec::new();
+                for _ in 0..size {
+                    let id = Uuid::now_v7();
+                    ids.push(id);
+                    changes.push(create(id, "new"));
+                }
+                // Now and then, a compare-and-swap on a shared release.
+                if round.is_multiple_of(3) {
+                    let id = shared[(round >> 40) as usize % shared.len()];
+                    if let Some(current) = store.get(&id).await? {
+                        let mut next = current.clone();
+                        next.headline = format!("by {seed}");
+                        next.revision = current.revision + 1;
+                        ids.push(id);
+                        changes.push(Change::Replace(Replacement {
+                            id,
+                            expected_revision: current.revision,
+                            release: next,
+                            kind: ChangeKind::Updated,
+                        }));
+                    }
+                }
+                written += changes.len();
+                let results = store.commit(&changes, None).await?;
+                batches.push(ids.into_iter().zip(results).collect());
+            }
+            Ok::<_, StoreError>(batches)
+        })
+    };
+    let (task_a, task_b) = (writer(Arc::clone(&a), 1), writer(Arc::clone(&b), 2));
+
+    // Follow the head while they write: always a gapless prefix.
+    let mut log = Vec::new();
+    let mut last_time = Timestamp::default();
+    let mut position = 0;
+    while !(task_a.is_finished() && task_b.is_finished()) {
+        let mut entries = read_prefix(&reader, position, &mut last_time).await?;
+        position = entries.last().map_or(position, |e| e.seq);
+        log.append(&mut entries);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let batches: Vec<_> = [task_a.await??, task_b.await??].concat();
+    let db = cluster.connect("replicas").await?;
+    let final_head = db
+        .query_one("SELECT head FROM pressroom.log_head", &[])
+        .await?
+        .get::<_, i64>(0) as u64;
+    let mut head = reader.follow_head();
+    tokio::time::timeout(Duration::from_secs(5), head.wait_for(|h| *h >= final_head)).await??;
+    loop {
+        let mut entries = read_prefix(&reader, position, &mut last_time).await?;
+        if entries.is_empty() {
+            break;
+        }
+        position = entries.last().map_or(position, |e| e.seq);
+        log.append(&mut entries);
+    }
+    assert_eq!(position, reader.log_head());
+    let by_seq: BTreeMap<u64, &LogEntry> = log.iter().map(|e| (e.seq, e)).collect();
+    assert_eq!(by_seq.len() as u64, position, "every entry read once");
+
+    // Each batch's committed changes are one run of the log, in batch
+    // order, naming the releases and revisions the batch wrote.
+    let mut committed = 0;
+    let mut stale = 0;
+    for batch in &batches {
+        let mut seqs = Vec::new();
+        for (id, result) in batch {
+            match result {
+                Ok(Applied::Committed { release, seq }) => {
+                    let entry = by_seq[seq];
+                    assert_eq!(entry.release_id, id.as_bytes().to_vec());
+                    assert_eq!(entry.revision, release.revision);
+                    seqs.push(*seq);
+                }
+                Err(Rejected::Stale(_)) => stale += 1,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        committed += seqs.len();
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "a batch is one run: {seqs:?}"
+        );
+    }
+    assert_eq!(committed as u64 + 8, position, "nothing but the batches");
+    assert!(committed >= 3_000, "thousands of changes: {committed}");
+    eprintln!("{committed} changes committed, {stale} compare-and-swaps lost the race");
+    // The shared releases' revisions count their committed updates.
+    for id in &shared {
+        let updates = log
+            .iter()
+            .filter(|e| e.release_id == id.as_bytes().to_vec())
+            .count() as i64;
+        let current = a.get(id).await?.map(|r| r.revision);
+        assert_eq!(current, Some(updates), "one revision per committed update");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_ids_and_sources_hold_across_replicas() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "idempotency").await?;
+    let (a, b) = (Arc::new(open(&url).await?), Arc::new(open(&url).await?));
+    let sourced = |id: Uuid, item: usize, fingerprint: &str| {
+        let Change::Create(mut create) = create(id, "sourced") else {
+            unreachable!()
+        };
+        create.source = Some(("wire".into(), format!("item-{item}")));
+        create.fingerprint = fingerprint.as_bytes().to_vec();
+        Change::Create(create)
+    };
+    let run = |store: Arc<PostgresStore>, fingerprint: &'static str| {
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for chunk in (0..300).collect::<Vec<usize>>().chunks(10) {
+                let changes: Vec<Change> = chunk
+                    .iter()
+                    .flat_map(|i| {
+                        [
+                            with_request(Uuid::now_v7(), &format!("req-{i}")),
+                            sourced(
+                                Uuid::now_v7(),
+                                *i,
+                                if i % 2 == 0 { "same" } else { fingerprint },
+                            ),
+                        ]
+                    })
+                    .collect();
+                outcomes.extend(store.commit(&changes, None).await?);
+            }
+            Ok::<_, StoreError>(outcomes)
+        })
+    };
+    let (one, two) = (run(Arc::clone(&a), "one"), run(Arc::clone(&b), "two"));
+    let (one, two) = (one.await??, two.await??);
+    let mut requests: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut created_sources = 0;
+    for outcomes in [&one, &two] {
+        for (index, outcome) in outcomes.iter().enumerate() {
+            let item = index / 2;
+            match (index % 2, outcome) {
+                (0, Ok(Applied::Committed { release, .. } | Applied::Existing(release))) => {
+                    requests.entry(item).or_default().push(release.name.clone());
+                }
+                (1, Ok(Applied::Committed { .. })) => created_sources += 1,
+                (1, Ok(Applied::Existing(_))) => assert_eq!(item % 2, 0, "same content only"),
+                (1, Err(Rejected::SourceTaken(_))) => assert_eq!(item % 2, 1, "other content"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(created_sources, 300, "each source created once");
+    for (item, names) in &requests {
+        assert_eq!(names.len(), 2);
+        assert_eq!(
+            names[0], names[1],
+            "both replicas answer req-{item} with one release"
+        );
+    }
+    assert_eq!(
+        a.log_head(),
+        600,
+        "one create per request id and per source"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_cut_off_mid_way_is_resolved_never_guessed() -> TestResult {
+    let cluster = start_cluster();
+    let name = "cutoff";
+    cluster.create_database(name).await?;
+    let url = cluster.url_with(name, "sslmode=disable&application_name=replica-a");
+    let store = Arc::new(open(&url).await?);
+    let db = cluster.connect(name).await?;
+
+    // The batch id is looked up after waiting for the head lock: a commit
+    // still in flight on another session decides the answer.
+    let batch = Uuid::new_v4();
+    for outcome in [true, false] {
+        db.batch_execute("BEGIN; SELECT 1 FROM pressroom.log_head FOR UPDATE;")
+            .await?;
+        db.execute(
+            "INSERT INTO pressroom.commits (first_seq, last_seq, commit_time, batch_id)
+             VALUES (1000000, 1000000, '\\x00'::bytea, $1)",
+            &[&batch],
+        )
+        .await?;
+        let resolving = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.resolve(batch).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!resolving.is_finished(), "waits for the transaction to end");
+        db.batch_execute(if outcome { "COMMIT" } else { "ROLLBACK" })
+            .await?;
+        assert_eq!(resolving.await??, outcome);
+        db.execute(
+            "DELETE FROM pressroom.commits WHERE batch_id = $1",
+            &[&batch],
+        )
+        .await?;
+    }
+
+    // Commits made slow at COMMIT time, and their sessions killed there.
+    db.batch_execute(
+        "CREATE FUNCTION public.slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON pressroom.commits
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.slow_commit();",
+    )
+    .await?;
+    let admin = cluster.admin().await?;
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    let mut killed = 0;
+    for round in 0..12 {
+        let changes: Vec<Change> = (0..5)
+            .map(|i| with_request(Uuid::now_v7(), &format!("r{round}-{i}")))
+            .collect();
+        let committing = {
+            let store = Arc::clone(&store);
+            let changes = changes.clone();
+            tokio::spawn(async move { store.commit(&changes, None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        killed += admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = 'replica-a' AND query ILIKE 'COMMIT%'
+                   AND state = 'active'",
+                &[],
+            )
+            .await?
+            .len();
+        let requests: Vec<String> = (0..5).map(|i| format!("r{round}-{i}")).collect();
+        match committing.await? {
+            Ok(results) => {
+                assert!(
+                    results
+                        .iter()
+                        .all(|r| matches!(r, Ok(Applied::Committed { .. })))
+                );
+                acknowledged.extend(requests);
+            }
+            Err(StoreError::Unavailable(_)) => refused.extend(requests),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    assert!(killed >= 6, "sessions were killed during COMMIT: {killed}");
+    // Every acknowledged create is there once, and nothing twice.
+    let rows = db
+        .query("SELECT request_id FROM pressroom.request_ids", &[])
+        .await?;
+    let stored: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    for request in &acknowledged {
+        assert!(stored.contains(request), "acknowledged {request} is stored");
+    }
+    let head: i64 = db
+        .query_one("SELECT head FROM pressroom.log_head", &[])
+        .await?
+        .get(0);
+    assert_eq!(head as usize, stored.len(), "one entry per stored create");
+    let entries = store.read_log(0, head as u64, 10_000).await?;
+    let ids: HashSet<Vec<u8>> = entries.iter().map(|e| e.release_id.clone()).collect();
+    assert_eq!(ids.len(), entries.len(), "no release written twice");
+    eprintln!(
+        "{killed} sessions killed at COMMIT; {} creates acknowledged, {} refused",
+        acknowledged.len(),
+        refused.len()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_follow_the_head_by_polling_and_wake_on_notifications() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "follow").await?;
+    let writer = open(&url).await?;
+    let polling = PostgresStore::open(
+        &url,
+        PostgresOptions {
+            poll_interval: Duration::from_millis(150),
+            listen: false,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let listening = PostgresStore::open(
+        &url,
+        PostgresOptions {
+            poll_interval: Duration::from_secs(3_600),
+            listen: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for round in 1..=3u64 {
+        writer.commit(&[create(Uuid::now_v7(), "x")], None).await?;
+        assert_eq!(writer.log_head(), round, "its own commit moves it at once");
+        for follower in [&polling, &listening] {
+            let mut head = follower.follow_head();
+            tokio::time::timeout(Duration::from_secs(2), head.wait_for(|h| *h >= round)).await??;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_replica_leads_at_a_time_and_another_takes_over() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "leaders").await?;
+    let (a, b, c) = (open(&url).await?, open(&url).await?, open(&url).await?);
+    let timing = LeadershipTiming {
+        check: Duration::from_millis(200),
+        retry: Duration::from_millis(200),
+    };
+    let key = super::EMBARGO_SCHEDULER;
+    let wait_for = |claims: &[&super::Leadership], count: usize| {
+        let watches: Vec<_> = claims.iter().map(|l| l.watch()).collect();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let leading = watches.iter().filter(|w| *w.borrow()).count();
+                if leading == count {
+                    return Ok::<_, String>(());
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!("{leading} leaders, expected {count}"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let first = a.leadership(key, timing);
+    let second = b.leadership(key, timing);
+    wait_for(&[&first, &second], 1).await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        [first.is_leader(), second.is_leader()]
+            .iter()
+            .filter(|l| **l)
+            .count(),
+        1,
+        "still exactly one"
+    );
+    // The leader steps down (dropped): the other takes over.
+    let (leader, follower) = if first.is_leader() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    drop(leader);
+    wait_for(&[&follower], 1).await?;
+    // The leader's session is killed: a third replica takes over.
+    let third = c.leadership(key, timing);
+    let admin = cluster.admin().await?;
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted",
+            &[],
+        )
+        .await?;
+    wait_for(&[&follower, &third], 1).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_created_migrated_and_a_newer_one_refused() -> TestResult {
+    let cluster = start_cluster();
+    // Three replicas starting at once on an empty database agree on one store.
+    let url = database(&cluster, "fresh").await?;
+    let opened = futures_util::future::join_all((0..3).map(|_| open(&url))).await;
+    let ids: HashSet<Uuid> = opened
+        .into_iter()
+        .map(|store| store.map(|s| s.store_id()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(ids.len(), 1, "one store id");
+
+    // A database of an older format (here: before the first) is migrated.
+    let url = database(&cluster, "older").await?;
+    let mut client = cluster.connect("older").await?;
+    let id = schema::prepare_up_to(&mut client, 0).await?;
+    let store = open(&url).await?;
+    assert_eq!(store.store_id(), id, "migrating keeps the store id");
+    store.commit(&[create(Uuid::now_v7(), "x")], None).await?;
+    assert_eq!(store.log_head(), 1);
+
+    // A newer format is refused, clearly.
+    schema::set_format(&client, 99).await?;
+    match open(&url).await {
+        Err(StoreError::UnsupportedFormat { found, supported }) => {
+            assert_eq!((found, supported), (99, schema::FORMAT_VERSION as u32));
+        }
+        Err(other) => panic!("expected UnsupportedFormat, got {other}"),
+        Ok(_) => panic!("a newer format was opened"),
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_is_refused_with_what_to_do_instead() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "backup").await?;
+    let store = open(&url).await?;
+    match store.backup(&mut Vec::new()).await {
+        Err(StoreError::Unsupported(message)) => assert!(message.contains("pg_dump")),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_follows_sslmode() -> TestResult {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir()?;
+    let ca_params = || -> Result<CertificateParams, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Ok(params)
+    };
+    let ca = CertifiedIssuer::self_signed(ca_params()?, KeyPair::generate()?)?;
+    let other = CertifiedIssuer::self_signed(ca_params()?, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["localhost".to_string()])?.signed_by(&key, &ca)?;
+    let write = |name: &str, text: String| -> Result<String, std::io::Error> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text)?;
+        Ok(path.display().to_string())
+    };
+    let (cert_file, key_file) = (
+        write("server.crt", cert.pem())?,
+        write("server.key", key.serialize_pem())?,
+    );
+    let (ca_file, other_file) = (write("ca.crt", ca.pem())?, write("other.crt", other.pem())?);
+    let cluster = LocalCluster::start(&ClusterOptions {
+        tls: Some((cert_file.into(), key_file.into())),
+        ..Default::default()
+    })?;
+    let port = cluster.port();
+    let url =
+        |host: &str, query: &str| format!("postgres://pressroom@{host}:{port}/postgres?{query}");
+    let encrypted = |url: String| async move {
+        let client = Target::parse(&url)?.connect_dedicated(None).await?;
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?;
+        Ok::<bool, Box<dyn std::error::Error + Send + Sync>>(row.get(0))
+    };
+    let full = format!("sslmode=verify-full&sslrootcert={ca_file}");
+    let chain = format!("sslmode=verify-ca&sslrootcert={ca_file}");
+    assert!(
+        encrypted(url("localhost", &full)).await?,
+        "verify-full, right name"
+    );
+    assert!(
+        encrypted(url("127.0.0.1", &full)).await.is_err(),
+        "verify-full refuses a name the certificate does not hold"
+    );
+    assert!(
+        encrypted(url("127.0.0.1", &chain)).await?,
+        "verify-ca ignores the name"
+    );
+    assert!(
+        encrypted(url(
+            "localhost",
+            &format!("sslmode=verify-ca&sslrootcert={other_file}")
+        ))
+        .await
+        .is_err(),
+        "verify-ca refuses another CA's certificate"
+    );
+    assert!(
+        encrypted(url("127.0.0.1", "sslmode=require")).await?,
+        "require"
+    );
+    assert!(
+        encrypted(url("127.0.0.1", "")).await?,
+        "prefer, the default"
+    );
+    assert!(
+        !encrypted(url("127.0.0.1", "sslmode=disable")).await?,
+        "disable"
+    );
+    Ok(())
+}
