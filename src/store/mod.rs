@@ -22,6 +22,7 @@ mod log;
 mod position;
 pub mod postgres;
 pub mod sled;
+mod transfer;
 mod writer;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
+pub use transfer::TransferItem;
 pub use writer::Writer;
 
 /// What went wrong in the storage layer.

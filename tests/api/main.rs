@@ -16,6 +16,7 @@ mod import;
 mod limits;
 mod list;
 mod metrics;
+mod migrate;
 mod otlp;
 mod search;
 mod security;

@@ -168,6 +168,11 @@ impl PostgresStore {
         self.head.subscribe()
     }
 
+    /// The connection pool.
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// What [`Target`] this store connects to (leadership and tests open
     /// their own connections to it).
     pub(super) fn target(&self) -> &Target {
@@ -298,7 +303,7 @@ impl PostgresStore {
         Ok(found)
     }
 
-    fn advance(&self, head: u64) {
+    pub(super) fn advance(&self, head: u64) {
         advance(&self.head, head);
     }
 
@@ -684,6 +689,34 @@ async fn read_releases(
         .collect()
 }
 
+/// Inserts or replaces release rows (see [`super::plan::ReleaseRow`]).
+pub(super) const UPSERT_RELEASES: &str = "INSERT INTO pressroom.releases
+        (id, record, revision, last_seq, list_position, facets, embargo_key)
+     SELECT id, record, revision, last_seq, list_position,
+            string_to_array(facets, E'\\x1f'), embargo_key
+     FROM unnest($1::uuid[], $2::bytea[], $3::int8[], $4::int8[], $5::bytea[],
+                 $6::text[], $7::bytea[])
+          AS t(id, record, revision, last_seq, list_position, facets, embargo_key)
+     ON CONFLICT (id) DO UPDATE SET
+        record = excluded.record, revision = excluded.revision,
+        last_seq = excluded.last_seq, list_position = excluded.list_position,
+        facets = excluded.facets, embargo_key = excluded.embargo_key";
+/// Inserts request ids.
+pub(super) const INSERT_REQUESTS: &str =
+    "INSERT INTO pressroom.request_ids (request_id, release_id)
+     SELECT * FROM unnest($1::text[], $2::uuid[])";
+/// Inserts sources.
+pub(super) const INSERT_SOURCES: &str =
+    "INSERT INTO pressroom.sources (provider, item_id, release_id, fingerprint)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[])";
+/// Appends change-log entries.
+pub(super) const INSERT_ENTRIES: &str = "INSERT INTO pressroom.change_log (seq, entry)
+     SELECT * FROM unnest($1::int8[], $2::bytea[])";
+/// Adds to the published counts per hour.
+pub(super) const ADD_HOURS: &str = "INSERT INTO pressroom.published_hours (hour, count)
+     SELECT * FROM unnest($1::int8[], $2::int8[])
+     ON CONFLICT (hour) DO UPDATE SET count = published_hours.count + excluded.count";
+
 /// Writes a planned batch: every table in one statement, pipelined.
 async fn write(
     tx: &Transaction<'_>,
@@ -692,36 +725,11 @@ async fn write(
     batch_id: Uuid,
 ) -> Result<(), tokio_postgres::Error> {
     let statements = tokio::try_join!(
-        tx.prepare_cached(
-            "INSERT INTO pressroom.releases
-                (id, record, revision, last_seq, list_position, facets, embargo_key)
-             SELECT id, record, revision, last_seq, list_position,
-                    string_to_array(facets, E'\\x1f'), embargo_key
-             FROM unnest($1::uuid[], $2::bytea[], $3::int8[], $4::int8[], $5::bytea[],
-                         $6::text[], $7::bytea[])
-                  AS t(id, record, revision, last_seq, list_position, facets, embargo_key)
-             ON CONFLICT (id) DO UPDATE SET
-                record = excluded.record, revision = excluded.revision,
-                last_seq = excluded.last_seq, list_position = excluded.list_position,
-                facets = excluded.facets, embargo_key = excluded.embargo_key"
-        ),
-        tx.prepare_cached(
-            "INSERT INTO pressroom.request_ids (request_id, release_id)
-             SELECT * FROM unnest($1::text[], $2::uuid[])"
-        ),
-        tx.prepare_cached(
-            "INSERT INTO pressroom.sources (provider, item_id, release_id, fingerprint)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[])"
-        ),
-        tx.prepare_cached(
-            "INSERT INTO pressroom.change_log (seq, entry)
-             SELECT * FROM unnest($1::int8[], $2::bytea[])"
-        ),
-        tx.prepare_cached(
-            "INSERT INTO pressroom.published_hours (hour, count)
-             SELECT * FROM unnest($1::int8[], $2::int8[])
-             ON CONFLICT (hour) DO UPDATE SET count = published_hours.count + excluded.count"
-        ),
+        tx.prepare_cached(UPSERT_RELEASES),
+        tx.prepare_cached(INSERT_REQUESTS),
+        tx.prepare_cached(INSERT_SOURCES),
+        tx.prepare_cached(INSERT_ENTRIES),
+        tx.prepare_cached(ADD_HOURS),
         tx.prepare_cached(
             "WITH c AS (INSERT INTO pressroom.commits (first_seq, last_seq, commit_time, batch_id)
                         VALUES ($1, $2, $3, $4))

@@ -8,6 +8,7 @@
 //! - [`plan`]: how a batch of changes becomes the rows one commit writes.
 //! - [`schema`]: the tables, created and migrated on open, versioned.
 //! - [`connect`]: the URL, TLS as `sslmode` asks, the connection pool.
+//! - [`import`]: a whole store moved in from another engine (`migrate`).
 //! - [`leadership`]: an advisory lock held by one replica at a time.
 //! - [`cluster`]: a private PostgreSQL in a temp dir, for tests and benches.
 //!
@@ -23,6 +24,7 @@
 pub mod cluster;
 mod connect;
 mod engine;
+mod import;
 mod leadership;
 mod plan;
 mod schema;
@@ -33,4 +35,5 @@ mod tests;
 pub use cluster::{ClusterError, ClusterOptions, LocalCluster};
 pub use connect::ConnectError;
 pub use engine::{PostgresOptions, PostgresStore};
+pub use import::ImportSummary;
 pub use leadership::{EMBARGO_SCHEDULER, Leadership, LeadershipTiming};

@@ -308,7 +308,7 @@ impl Plan {
 }
 
 /// The row of a release: the record, and its index columns by state.
-fn release_row(id: &Uuid, release: &PressRelease, last_seq: u64) -> ReleaseRow {
+pub(super) fn release_row(id: &Uuid, release: &PressRelease, last_seq: u64) -> ReleaseRow {
     let (list_position, facets, embargo_key) = match release.state() {
         State::Published => {
             let position = ListPosition::new(&release.publish_time.unwrap_or_default(), id);

@@ -750,3 +750,134 @@ async fn tls_follows_sslmode() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_store_moves_over_whole() -> TestResult {
+    use crate::store::{Facet, SledStore};
+    let dir = tempfile::tempdir()?;
+    let sled = Arc::new(SledStore::open(dir.path(), 16 << 20)?);
+    // Creates (some with request ids, some with sources), updates, a
+    // withdrawal and an embargo, over several commits at several times.
+    let ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
+    for (round, chunk) in ids.chunks(10).enumerate() {
+        let changes = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let Change::Create(mut create) = create(*id, &format!("r{round}-{i}")) else {
+                    unreachable!()
+                };
+                create.release.publish_time = Some(at(1_700_000_000 + 3_000 * i as i64));
+                if i % 3 == 0 {
+                    create.request_id = Some(format!("req-{round}-{i}"));
+                }
+                if i % 3 == 1 {
+                    create.source = Some(("wire".into(), format!("item-{round}-{i}")));
+                }
+                if i == 9 {
+                    create.release.state = State::Embargoed as i32;
+                    create.release.embargo_time = Some(at(4_000_000_000 + round as i64));
+                }
+                Change::Create(create)
+            })
+            .collect();
+        sled.commit(changes, at(1_800_000_000 + 100 * round as i64))?;
+    }
+    let mut updated = new_release(ids[0], "updated");
+    updated.revision = 2;
+    updated.channels = vec!["sport".into()];
+    let tombstone = PressRelease {
+        name: format!("pressReleases/{}", ids[1]),
+        state: State::Withdrawn as i32,
+        revision: 2,
+        ..Default::default()
+    };
+    let replace = |id: Uuid, release: PressRelease, kind: ChangeKind| {
+        Change::Replace(Replacement {
+            id,
+            expected_revision: 1,
+            release,
+            kind,
+        })
+    };
+    sled.commit(
+        vec![
+            replace(ids[0], updated, ChangeKind::Updated),
+            replace(ids[1], tombstone, ChangeKind::Withdrawn),
+        ],
+        at(1_800_001_000),
+    )?;
+
+    let cluster = start_cluster();
+    let url = database(&cluster, "migrated").await?;
+    let pg = open(&url).await?;
+    let (items, received) = tokio::sync::mpsc::channel(16);
+    let exporting = {
+        let sled = Arc::clone(&sled);
+        tokio::task::spawn_blocking(move || {
+            sled.export(&mut |item| items.blocking_send(item).map_err(|_| StoreError::Closed))
+        })
+    };
+    let summary = pg.import(sled.store_id(), received).await?;
+    let head = exporting.await??;
+    assert_eq!((summary.releases, summary.entries, head), (30, 32, 32));
+    assert_eq!(summary.keys, 21, "12 request ids and 9 sources");
+
+    // A fresh replica sees the same store, read by read.
+    let pg = open(&url).await?;
+    assert_eq!(pg.store_id(), sled.store_id(), "the store id came along");
+    assert_eq!(pg.log_head(), 32);
+    assert_eq!(pg.read_log(0, 32, 100).await?, sled.read_log(0, 32, 100)?);
+    for id in &ids {
+        assert_eq!(pg.get(id).await?, sled.get(id)?, "release {id}");
+    }
+    let tech = ListQuery {
+        facets: vec![(Facet::Channel, vec!["tech".into()])],
+        ..Default::default()
+    };
+    for query in [ListQuery::default(), tech] {
+        assert_eq!(
+            pg.list(&query, None, 100).await?,
+            sled.list(&query, None, 100)?
+        );
+    }
+    assert_eq!(pg.published_total().await?, sled.published_total()?);
+    assert_eq!(
+        pg.published_per_hour(0, i64::MAX).await?,
+        sled.published_per_hour(0, i64::MAX)?
+    );
+    for seconds in [
+        0,
+        1_800_000_000,
+        1_800_000_050,
+        1_800_000_200,
+        1_900_000_000,
+    ] {
+        assert_eq!(
+            pg.log_position_at(&at(seconds)).await?,
+            sled.log_position_at(&at(seconds))?,
+            "position at {seconds}"
+        );
+    }
+    assert_eq!(pg.next_embargo().await?, sled.next_embargo()?);
+    assert_eq!(pg.embargoed().await?, sled.embargoed()?);
+
+    // Retries are still recognised, and the log goes on without a gap.
+    let retry = pg
+        .commit(&[with_request(Uuid::now_v7(), "req-1-3")], None)
+        .await?;
+    assert!(
+        matches!(&retry[0], Ok(Applied::Existing(r)) if r.name == format!("pressReleases/{}", ids[13]))
+    );
+    let next = pg.commit(&[create(Uuid::now_v7(), "after")], None).await?;
+    assert!(matches!(next[0], Ok(Applied::Committed { seq: 33, .. })));
+
+    // A database that holds a store is not imported into.
+    let (items, received) = tokio::sync::mpsc::channel(1);
+    drop(items);
+    assert!(matches!(
+        pg.import(Uuid::new_v4(), received).await,
+        Err(StoreError::Unsupported(_))
+    ));
+    Ok(())
+}

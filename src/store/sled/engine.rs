@@ -45,9 +45,9 @@ const FORMAT_VERSION: u32 = 3;
 
 /// A [`Store`] on a sled database in a directory.
 pub struct SledStore {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     store_id: Uuid,
-    head: AtomicU64,
+    pub(super) head: AtomicU64,
     /// Commit times never go backwards, even if the clock does.
     last_commit_time: Mutex<Timestamp>,
     poisoned: AtomicBool,
