@@ -121,12 +121,14 @@ impl PostgresStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to the database: {e}")))?;
         let store_id = schema::prepare(&mut setup).await?;
         drop(setup);
-        // A transaction left idle by a replica that went away would hold the
-        // head lock: the server ends such sessions.
+        // Every commit waits for the database to make it durable (on disk,
+        // and on a synchronous standby where there is one), whatever the
+        // database's default. A transaction left idle by a replica that went
+        // away would hold the head lock: the server ends such sessions.
         let pool = target
             .pool(
                 options.pool_size,
-                "-c idle_in_transaction_session_timeout=15s",
+                "-c synchronous_commit=on -c idle_in_transaction_session_timeout=15s",
             )
             .map_err(StoreError::engine)?;
         let head = read_head(&pool).await?;

@@ -881,3 +881,75 @@ async fn a_sled_store_moves_over_whole() -> TestResult {
     ));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_schedulers_overlapping_publish_each_embargo_once() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "embargoes").await?;
+    let (a, b) = (Arc::new(open(&url).await?), Arc::new(open(&url).await?));
+    let ids: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    let embargoed: Vec<Change> = ids
+        .iter()
+        .map(|id| {
+            let Change::Create(mut create) = create(*id, "embargoed") else {
+                unreachable!()
+            };
+            create.release.state = State::Embargoed as i32;
+            create.release.embargo_time = Some(at(1_600_000_000));
+            Change::Create(create)
+        })
+        .collect();
+    a.commit(&embargoed, None).await?;
+    // What a scheduler does with due embargoes (the domain's publish_due):
+    // read them, then publish each still embargoed with a compare-and-swap
+    // on the revision it read. Both replicas
+    // do it at once, as two leaders would in a brief overlap.
+    let schedule = |store: Arc<PostgresStore>| {
+        tokio::spawn(async move {
+            let mut published = 0;
+            loop {
+                let due = store.embargoes_due(&at(1_700_000_000), 10).await?;
+                if due.is_empty() {
+                    return Ok::<_, StoreError>(published);
+                }
+                let mut changes = Vec::new();
+                for id in due {
+                    // As the domain's publish_due: only what is still embargoed.
+                    if let Some(current) = store.get(&id).await?
+                        && current.state() == State::Embargoed
+                    {
+                        let mut next = current.clone();
+                        next.state = State::Published as i32;
+                        next.revision = current.revision + 1;
+                        changes.push(Change::Replace(Replacement {
+                            id,
+                            expected_revision: current.revision,
+                            release: next,
+                            kind: ChangeKind::Published,
+                        }));
+                    }
+                }
+                for result in store.commit(&changes, None).await? {
+                    match result {
+                        Ok(Applied::Committed { .. }) => published += 1,
+                        Err(Rejected::Stale(release)) => {
+                            assert_eq!(release.state(), State::Published, "lost to the other")
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
+        })
+    };
+    let (one, two) = (schedule(Arc::clone(&a)), schedule(Arc::clone(&b)));
+    let (one, two) = (one.await??, two.await??);
+    assert_eq!(one + two, 200, "each embargo published once: {one} + {two}");
+    let entries = a.read_log(0, u64::MAX, 10_000).await?;
+    let published = entries
+        .iter()
+        .filter(|e| e.change_kind() == ChangeKind::Published)
+        .count();
+    assert_eq!(published, 200, "one Published entry per release");
+    assert_eq!(a.embargoes_pending().await?, 0);
+    Ok(())
+}
