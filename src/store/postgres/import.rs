@@ -19,9 +19,8 @@ use crate::{
 
 use super::{
     PostgresStore,
-    engine::{
-        ADD_HOURS, INSERT_ENTRIES, INSERT_REQUESTS, INSERT_SOURCES, UPSERT_RELEASES, db_error,
-    },
+    commit::{ADD_HOURS, INSERT_ENTRIES, INSERT_REQUESTS, INSERT_SOURCES, UPSERT_RELEASES},
+    engine::db_error,
     plan::{ReleaseRow, release_row},
 };
 

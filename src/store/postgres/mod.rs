@@ -1,10 +1,11 @@
 //! The PostgreSQL engine: the store in a PostgreSQL database that any
 //! number of stateless replicas share. Split by job:
 //!
-//! - [`engine`]: the [`PostgresStore`]: opening, the commit protocol (one
-//!   head row locked by every commit: a gapless log in commit order across
-//!   replicas; batch ids to resolve a commit whose answer was lost), the
-//!   reads, and following the shared head (poll, `LISTEN` to wake early).
+//! - [`engine`]: the [`PostgresStore`]: opening, and the reads.
+//! - [`commit`]: the commit protocol: one head row locked by every commit (a
+//!   gapless log in commit order across replicas), batch ids to resolve a
+//!   commit whose answer was lost.
+//! - [`follow`]: following the shared head (poll, `LISTEN` to wake early).
 //! - [`plan`]: how a batch of changes becomes the rows one commit writes.
 //! - [`schema`]: the tables, created and migrated on open, versioned.
 //! - [`connect`]: the URL, TLS as `sslmode` asks, the connection pool.
@@ -22,8 +23,10 @@
 //! tokio runtime. Nothing outside this folder knows the tables.
 
 pub mod cluster;
+mod commit;
 mod connect;
 mod engine;
+mod follow;
 mod import;
 mod leadership;
 mod plan;
@@ -37,3 +40,4 @@ pub use connect::ConnectError;
 pub use engine::{PostgresOptions, PostgresStore};
 pub use import::ImportSummary;
 pub use leadership::{EMBARGO_SCHEDULER, Leadership, LeadershipTiming};
+#[cfg(test)]
