@@ -44,29 +44,31 @@ pub(super) async fn migrate(args: MigrateArgs) -> Result<(), ClientError> {
         .map_err(|e| ClientError::Other(Box::new(e)))?
         .map_err(other)?;
     let source = Arc::new(source);
-    let store_id = source.store_id();
+    let (store_id, head) = (source.store_id(), source.log_head());
     let (items, received) = mpsc::channel(4_096);
     let exporting = {
         let source = Arc::clone(&source);
         tokio::task::spawn_blocking(move || {
-            source.export(&mut |item| items.blocking_send(item).map_err(|_| StoreError::Closed))
+            let exported = source.export(&mut |item| {
+                items
+                    .blocking_send(Ok(item))
+                    .map_err(|_| StoreError::Closed)
+            });
+            // A failed export reaches the import, which then commits nothing.
+            if let Err(error) = &exported {
+                let _ = items.blocking_send(Err(error.clone()));
+            }
+            exported
         })
     };
-    let imported = target.import(store_id, received).await;
+    let imported = target.import(store_id, head, received).await;
     let exported = exporting
         .await
         .map_err(|e| ClientError::Other(Box::new(e)))?;
-    let summary = imported.map_err(other)?;
-    let head = exported.map_err(other)?;
-    if head != summary.entries {
-        return Err(ClientError::Other(
-            format!(
-                "the change log ends at {head} in the data dir but {} entries arrived",
-                summary.entries
-            )
-            .into(),
-        ));
-    }
+    let summary = match (imported, exported) {
+        (Ok(summary), Ok(_)) => summary,
+        (Err(error), _) | (Ok(_), Err(error)) => return Err(other(error)),
+    };
     println!(
         "moved store {store_id}: {} releases, {} change-log entries, {} request ids and sources",
         summary.releases, summary.entries, summary.keys

@@ -6,10 +6,13 @@
 //! The [`Store`] trait is what an engine provides, and `conformance` is
 //! the suite any engine must pass. Each engine has its own folder, as
 //! Garage's `db/` has one adapter per engine: [`sled`] (the
-//! [`SledStore`]) is the engine today. What every engine shares lives here:
-//! the trait and its types, the change log's [`LogEntry`], [`ListPosition`]s
-//! (what page tokens carry), the [`facets`] and their hashes, and the
-//! [`Writer`].
+//! [`SledStore`], embedded, the default) and [`postgres`] (the
+//! [`PostgresStore`], a database that stateless replicas share; its methods
+//! are async, and it joins the trait once the trait is). What every engine
+//! shares lives here: the trait and its types, the change log's
+//! [`LogEntry`], [`ListPosition`]s (what page tokens carry), the [`facets`]
+//! and their hashes, [`TransferItem`]s (a store moving between engines),
+//! and the [`Writer`].
 //!
 //! All writes reach an engine through the one [`Writer`] task, which batches
 //! them, commits each batch atomically, flushes once, and only then answers
@@ -40,7 +43,7 @@ pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
-pub use transfer::TransferItem;
+pub use transfer::{PortableReader, PortableWriter, TransferItem};
 pub use writer::Writer;
 
 /// What went wrong in the storage layer.

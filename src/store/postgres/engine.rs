@@ -15,7 +15,8 @@ use uuid::Uuid;
 use crate::{
     proto::{Timestamp, v1::PressRelease},
     store::{
-        BackupInfo, ListPosition, ListQuery, LogEntry, StoreError,
+        BackupFile, BackupInfo, ListPosition, ListQuery, LogEntry, PortableWriter, StoreError,
+        TransferItem,
         position::{TIME_LEN, time_bytes, time_from_bytes},
     },
 };
@@ -37,6 +38,8 @@ pub struct PostgresOptions {
     /// Whether to `LISTEN` for commits to wake early (off only in tests that
     /// show polling alone is enough).
     pub listen: bool,
+    /// Where backups are written before they are streamed.
+    pub scratch_dir: std::path::PathBuf,
 }
 
 impl Default for PostgresOptions {
@@ -45,6 +48,7 @@ impl Default for PostgresOptions {
             pool_size: 16,
             poll_interval: Duration::from_millis(200),
             listen: true,
+            scratch_dir: std::env::temp_dir(),
         }
     }
 }
@@ -55,6 +59,7 @@ pub struct PostgresStore {
     target: Target,
     store_id: Uuid,
     head: Arc<watch::Sender<u64>>,
+    scratch_dir: std::path::PathBuf,
     stop: CancellationToken,
 }
 
@@ -104,6 +109,7 @@ impl PostgresStore {
             target,
             store_id,
             head,
+            scratch_dir: options.scratch_dir,
             stop,
         })
     }
@@ -357,15 +363,113 @@ impl PostgresStore {
         Ok(count.max(0) as u64)
     }
 
-    /// A backup through Pressroom is not offered on this engine: the
-    /// database's own backups cover it.
-    pub async fn backup(&self, _out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
-        Err(StoreError::Unsupported(
-            "BackupPressReleases is not available with the PostgreSQL store: back up the \
-             database itself (pg_dump, or CloudNativePG's backups), which holds every release, \
-             the change log and the store id"
-                .into(),
-        ))
+    /// Writes a backup of the whole store, as it is at one change-log
+    /// position, in the portable format ([`PortableWriter`]): one
+    /// `REPEATABLE READ` read-only transaction sees a single snapshot, so
+    /// writers need not pause. `pressroom restore --to` reads it back into
+    /// an empty database. (The database's own backups are the other way,
+    /// and the one for point-in-time recovery.)
+    pub async fn backup(
+        &self,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<BackupInfo, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db_error)?;
+        let head: i64 = tx
+            .query_one("SELECT head FROM pressroom.log_head", &[])
+            .await
+            .map_err(db_error)?
+            .get(0);
+        let store_id: Uuid = tx
+            .query_one("SELECT store_id FROM pressroom.meta", &[])
+            .await
+            .map_err(db_error)?
+            .get(0);
+        let mut writer =
+            PortableWriter::new(out, store_id, head.max(0) as u64).map_err(StoreError::engine)?;
+        let tables: [(&str, ItemOf); 5] = [
+            (
+                "SELECT first_seq, commit_time FROM pressroom.commits ORDER BY first_seq",
+                |row| {
+                    let time: &[u8] = row.get(1);
+                    Ok(TransferItem::Commit {
+                        first_seq: row.get::<_, i64>(0).max(0) as u64,
+                        time: time_from_bytes(
+                            time.try_into()
+                                .map_err(|_| corrupt("commits.commit_time"))?,
+                        ),
+                    })
+                },
+            ),
+            (
+                "SELECT seq, entry FROM pressroom.change_log ORDER BY seq",
+                |row| {
+                    let seq: i64 = row.get(0);
+                    LogEntry::decode(row.get::<_, &[u8]>(1))
+                        .map(TransferItem::Entry)
+                        .map_err(|_| corrupt(&format!("change_log/{seq}")))
+                },
+            ),
+            (
+                "SELECT request_id, release_id FROM pressroom.request_ids ORDER BY request_id",
+                |row| {
+                    Ok(TransferItem::RequestId {
+                        request_id: row.get(0),
+                        release_id: row.get(1),
+                    })
+                },
+            ),
+            (
+                "SELECT id, record, last_seq FROM pressroom.releases ORDER BY id",
+                |row| {
+                    let id: Uuid = row.get(0);
+                    Ok(TransferItem::Release {
+                        id,
+                        release: Box::new(decode_record(&id, row.get(1))?),
+                        last_seq: row.get::<_, i64>(2).max(0) as u64,
+                    })
+                },
+            ),
+            (
+                "SELECT provider, item_id, release_id, fingerprint FROM pressroom.sources
+                 ORDER BY provider, item_id",
+                |row| {
+                    Ok(TransferItem::Source {
+                        provider: row.get(0),
+                        item_id: row.get(1),
+                        release_id: row.get(2),
+                        fingerprint: row.get(3),
+                    })
+                },
+            ),
+        ];
+        for (sql, item_of) in tables {
+            let none: [&(dyn ToSql + Sync); 0] = [];
+            let rows = tx.query_raw(sql, none).await.map_err(db_error)?;
+            let mut rows = std::pin::pin!(rows);
+            while let Some(row) = rows.next().await {
+                let item = item_of(&row.map_err(db_error)?)?;
+                writer.item(&item).map_err(StoreError::engine)?;
+            }
+        }
+        let info = writer.finish().map_err(StoreError::engine)?;
+        let _ = tx.rollback().await;
+        Ok(info)
+    }
+
+    /// [`backup`](Self::backup) into a scratch file without a name in the
+    /// engine's scratch dir, returned to be read.
+    pub async fn backup_file(&self) -> Result<BackupFile, StoreError> {
+        std::fs::create_dir_all(&self.scratch_dir).map_err(StoreError::engine)?;
+        let mut file = tempfile::tempfile_in(&self.scratch_dir).map_err(StoreError::engine)?;
+        let info = self.backup(&mut file).await?;
+        BackupFile::from_written(file, info)
     }
 
     /// Nothing to do: a commit is durable when `COMMIT` returns.
@@ -469,6 +573,9 @@ pub(super) fn db_error(error: tokio_postgres::Error) -> StoreError {
         StoreError::engine(error)
     }
 }
+
+/// Turns a row of one table into the item a backup holds.
+type ItemOf = fn(&tokio_postgres::Row) -> Result<TransferItem, StoreError>;
 
 pub(super) fn decode_record(id: &Uuid, bytes: &[u8]) -> Result<PressRelease, StoreError> {
     PressRelease::decode(bytes).map_err(|_| corrupt(&format!("releases/{id}")))

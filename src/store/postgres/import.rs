@@ -49,11 +49,15 @@ struct Pending {
 impl PostgresStore {
     /// Imports what `items` bring into this store's database, which must
     /// hold no release and no change-log entry yet, and takes over
-    /// `store_id`. The log must arrive gapless from 1, in order.
+    /// `store_id`. The log must arrive gapless from 1, in order, and end at
+    /// `head`. An `Err` among the items (the source failed), a channel that
+    /// closes early or a log that ends elsewhere aborts the import: nothing
+    /// is committed.
     pub async fn import(
         &self,
         store_id: Uuid,
-        mut items: mpsc::Receiver<TransferItem>,
+        head: u64,
+        mut items: mpsc::Receiver<Result<TransferItem, StoreError>>,
     ) -> Result<ImportSummary, StoreError> {
         let mut client = self
             .pool()
@@ -61,7 +65,7 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let tx = client.transaction().await.map_err(db_error)?;
-        let head: i64 = tx
+        let current: i64 = tx
             .query_one("SELECT head FROM pressroom.log_head FOR UPDATE", &[])
             .await
             .map_err(db_error)?
@@ -71,10 +75,10 @@ impl PostgresStore {
             .await
             .map_err(db_error)?
             .get(0);
-        if head != 0 || releases != 0 {
+        if current != 0 || releases != 0 {
             return Err(StoreError::Unsupported(format!(
                 "the database already holds a store ({releases} releases, change log at \
-                 {head}); migrate into an empty database"
+                 {current}); move a store only into an empty database"
             )));
         }
         let mut pending = Pending::default();
@@ -88,7 +92,7 @@ impl PostgresStore {
         let mut commits: Vec<(u64, Timestamp)> = Vec::new();
         let mut last_time = Timestamp::default();
         while let Some(item) = items.recv().await {
-            match item {
+            match item? {
                 TransferItem::Release {
                     id,
                     release,
@@ -151,6 +155,14 @@ impl PostgresStore {
             }
         }
         flush(&tx, &mut pending).await?;
+        if summary.entries != head {
+            return Err(StoreError::Corrupt {
+                key: format!(
+                    "the change log ended at {} where the source's ends at {head}",
+                    summary.entries
+                ),
+            });
+        }
 
         // One commits row per commit, with the entries up to the next one.
         commits.sort_by_key(|(first, _)| *first);

@@ -1,17 +1,17 @@
 //! The PostgreSQL engine: the store in a PostgreSQL database that any
 //! number of stateless replicas share. Split by job:
 //!
-//! - [`engine`]: the [`PostgresStore`]: opening, and the reads.
-//! - [`commit`]: the commit protocol: one head row locked by every commit (a
+//! - `engine`: the [`PostgresStore`]: opening, and the reads.
+//! - `commit`: the commit protocol: one head row locked by every commit (a
 //!   gapless log in commit order across replicas), batch ids to resolve a
 //!   commit whose answer was lost.
-//! - [`follow`]: following the shared head (poll, `LISTEN` to wake early).
-//! - [`plan`]: how a batch of changes becomes the rows one commit writes.
-//! - [`schema`]: the tables, created and migrated on open, versioned.
-//! - [`connect`]: the URL, TLS as `sslmode` asks, the connection pool.
-//! - [`import`]: a whole store moved in from another engine (`migrate`).
-//! - [`leadership`]: an advisory lock held by one replica at a time.
-//! - [`cluster`]: a private PostgreSQL in a temp dir, for tests and benches.
+//! - `follow`: following the shared head (poll, `LISTEN` to wake early).
+//! - `plan`: how a batch of changes becomes the rows one commit writes.
+//! - `schema`: the tables, created and migrated on open, versioned.
+//! - `connect`: the URL, TLS as `sslmode` asks, the connection pool.
+//! - `import`: a whole store moved in from another engine (`migrate`).
+//! - `leadership`: an advisory lock held by one replica at a time.
+//! - `cluster`: a private PostgreSQL in a temp dir, for tests and benches.
 //!
 //! Why tokio-postgres with deadpool-postgres: tokio-postgres speaks the
 //! binary protocol, pipelines the statements of one transaction (a commit
@@ -40,4 +40,3 @@ pub use connect::ConnectError;
 pub use engine::{PostgresOptions, PostgresStore};
 pub use import::ImportSummary;
 pub use leadership::{EMBARGO_SCHEDULER, Leadership, LeadershipTiming};
-#[cfg(test)]
