@@ -20,10 +20,11 @@
 //! lost), a fresh connection waits for the head lock — so the lost
 //! transaction has ended one way or the other — and looks the batch id up:
 //! found means committed (the callers get their answers), absent means
-//! rolled back (the batch is tried once more). When neither can be learned
-//! the callers get [`StoreError::Unavailable`]; nothing is acknowledged
-//! twice, and a caller's retry with its request id finds the release if it
-//! was written.
+//! rolled back (the batch is tried again, three times in all, each time on
+//! a fresh connection: one whose commit failed is never reused). When
+//! neither can be learned the callers get [`StoreError::Unavailable`];
+//! nothing is acknowledged twice, and a caller's retry with its request id
+//! finds the release if it was written.
 
 use std::time::Duration;
 
@@ -44,6 +45,10 @@ use super::{
     engine::{corrupt, db_error, decode_record, to_i64},
     plan::{Loaded, Plan, Rows, Wanted},
 };
+
+/// How often a batch is tried when it was certainly not committed (the
+/// connection was lost before or during `COMMIT`).
+const ATTEMPTS: u32 = 3;
 
 /// How long a commit whose outcome was lost is looked for.
 const RESOLVE_FOR: Duration = Duration::from_secs(20);
@@ -70,14 +75,15 @@ impl PostgresStore {
         changes: &[Change],
         commit_time: Option<Timestamp>,
     ) -> Result<Vec<ChangeResult>, StoreError> {
-        match self.attempt(changes, commit_time).await {
-            Attempt::Done(results) => Ok(results),
-            Attempt::Failed(error) => Err(error),
-            Attempt::NotCommitted(error) => {
-                tracing::warn!(error = %crate::telemetry::chain(&error), "commit not made; trying it once more");
-                match self.attempt(changes, commit_time).await {
-                    Attempt::Done(results) => Ok(results),
-                    Attempt::Failed(error) | Attempt::NotCommitted(error) => Err(error),
+        let mut tries = 1;
+        loop {
+            match self.attempt(changes, commit_time).await {
+                Attempt::Done(results) => return Ok(results),
+                Attempt::Failed(error) => return Err(error),
+                Attempt::NotCommitted(error) if tries >= ATTEMPTS => return Err(error),
+                Attempt::NotCommitted(error) => {
+                    tracing::warn!(error = %crate::telemetry::chain(&error), tries, "commit not made; trying it again");
+                    tries += 1;
                 }
             }
         }
@@ -92,42 +98,28 @@ impl PostgresStore {
                 )));
             }
         };
-        let tx = match client.transaction().await {
-            Ok(tx) => tx,
-            Err(error) => return Attempt::NotCommitted(db_error(error)),
-        };
         let batch_id = Uuid::new_v4();
-        let rows = match plan(&tx, changes, proposed).await {
-            Ok(Planned {
-                results,
-                rows: None,
-            }) => {
-                // Nothing to write: the answers were read under the lock.
-                let _ = tx.rollback().await;
-                return Attempt::Done(results);
-            }
-            Ok(Planned {
-                results,
-                rows: Some((rows, commit_time)),
-            }) => match write(&tx, &rows, &commit_time, batch_id).await {
-                Ok(()) => (results, rows.last_seq),
-                Err(error) => return not_committed(error),
-            },
-            Err(PlanError::Store(error)) => return Attempt::Failed(error),
-            Err(PlanError::Db(error)) => return not_committed(error),
-        };
-        let (results, last_seq) = rows;
-        let committing = std::time::Instant::now();
-        let committed = tx.commit().await;
-        metrics::histogram!("pressroom_flush_seconds").record(committing.elapsed().as_secs_f64());
-        match committed {
-            Ok(()) => {
-                self.advance(last_seq);
+        let step = transact(&mut client, changes, proposed, batch_id).await;
+        if !matches!(step, Step::Done { .. }) {
+            // Never hand this connection out again: it may be closing (its
+            // end not seen yet), and the next commit would fail on it.
+            drop(deadpool_postgres::Object::take(client));
+        }
+        match step {
+            Step::Done { results, last_seq } => {
+                if let Some(last_seq) = last_seq {
+                    self.advance(last_seq);
+                }
                 Attempt::Done(results)
             }
-            Err(error) => {
+            Step::NotCommitted(error) => Attempt::NotCommitted(error),
+            Step::Failed(error) => Attempt::Failed(error),
+            Step::CommitLost {
+                error,
+                results,
+                last_seq,
+            } => {
                 tracing::warn!(%error, %batch_id, "the answer to COMMIT was lost; looking the batch up");
-                drop(client);
                 match self.resolve(batch_id).await {
                     Ok(true) => {
                         self.advance(last_seq);
@@ -182,6 +174,74 @@ impl PostgresStore {
             .is_some();
         let _ = tx.rollback().await;
         Ok(found)
+    }
+}
+
+/// How one transaction on one connection ended.
+enum Step {
+    /// Committed, or nothing to write (`last_seq` is `None` then).
+    Done {
+        results: Vec<ChangeResult>,
+        last_seq: Option<u64>,
+    },
+    /// Certainly not committed; the connection may be lost.
+    NotCommitted(StoreError),
+    /// Failed, not committed.
+    Failed(StoreError),
+    /// `COMMIT` was sent and its answer lost: committed or not is unknown.
+    CommitLost {
+        error: tokio_postgres::Error,
+        results: Vec<ChangeResult>,
+        last_seq: u64,
+    },
+}
+
+/// Runs one commit transaction on `client`.
+async fn transact(
+    client: &mut deadpool_postgres::Object,
+    changes: &[Change],
+    proposed: Option<Timestamp>,
+    batch_id: Uuid,
+) -> Step {
+    let tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(error) => return Step::NotCommitted(db_error(error)),
+    };
+    let (results, rows, commit_time) = match plan(&tx, changes, proposed).await {
+        Ok(Planned {
+            results,
+            rows: None,
+        }) => {
+            // Nothing to write: the answers were read under the lock.
+            let _ = tx.rollback().await;
+            return Step::Done {
+                results,
+                last_seq: None,
+            };
+        }
+        Ok(Planned {
+            results,
+            rows: Some((rows, commit_time)),
+        }) => (results, rows, commit_time),
+        Err(PlanError::Store(error)) => return Step::Failed(error),
+        Err(PlanError::Db(error)) => return not_committed(error),
+    };
+    if let Err(error) = write(&tx, &rows, &commit_time, batch_id).await {
+        return not_committed(error);
+    }
+    let committing = std::time::Instant::now();
+    let committed = tx.commit().await;
+    metrics::histogram!("pressroom_flush_seconds").record(committing.elapsed().as_secs_f64());
+    match committed {
+        Ok(()) => Step::Done {
+            results,
+            last_seq: Some(rows.last_seq),
+        },
+        Err(error) => Step::CommitLost {
+            error,
+            results,
+            last_seq: rows.last_seq,
+        },
     }
 }
 
@@ -445,10 +505,10 @@ async fn write(
 
 /// A failure before `COMMIT` was sent: nothing was committed. A lost
 /// connection is worth another try; a refused statement is not.
-fn not_committed(error: tokio_postgres::Error) -> Attempt {
+fn not_committed(error: tokio_postgres::Error) -> Step {
     match db_error(error) {
-        unavailable @ StoreError::Unavailable(_) => Attempt::NotCommitted(unavailable),
-        other => Attempt::Failed(other),
+        unavailable @ StoreError::Unavailable(_) => Step::NotCommitted(unavailable),
+        other => Step::Failed(other),
     }
 }
 
