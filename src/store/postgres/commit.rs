@@ -391,10 +391,12 @@ pub(super) const UPSERT_RELEASES: &str = "INSERT INTO pressroom.releases
 pub(super) const INSERT_REQUESTS: &str =
     "INSERT INTO pressroom.request_ids (request_id, release_id)
      SELECT * FROM unnest($1::text[], $2::uuid[])";
-/// Inserts sources.
+/// Inserts source claims, or moves them to a later version's fingerprint.
 pub(super) const INSERT_SOURCES: &str =
     "INSERT INTO pressroom.sources (provider, item_id, release_id, fingerprint)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[])";
+     SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[])
+     ON CONFLICT (provider, item_id) DO UPDATE SET
+        release_id = excluded.release_id, fingerprint = excluded.fingerprint";
 /// Appends change-log entries.
 pub(super) const INSERT_ENTRIES: &str = "INSERT INTO pressroom.change_log (seq, entry)
      SELECT * FROM unnest($1::int8[], $2::bytea[])";

@@ -51,7 +51,12 @@ impl Wanted {
                         wanted.sources.push(source.clone());
                     }
                 }
-                Change::Replace(replace) => wanted.ids.push(replace.id),
+                Change::Replace(replace) => {
+                    wanted.ids.push(replace.id);
+                    if let Some(source) = claimed_source(replace) {
+                        wanted.sources.push(source);
+                    }
+                }
             }
         }
         wanted
@@ -119,7 +124,8 @@ pub(super) struct Plan {
     dirty: Vec<Uuid>,
     dirty_set: HashSet<Uuid>,
     new_requests: Vec<(String, Uuid)>,
-    new_sources: Vec<(String, String, Uuid, Vec<u8>)>,
+    /// Source claims to write, the last one per source.
+    new_sources: BTreeMap<(String, String), (Uuid, Vec<u8>)>,
     hours: BTreeMap<i64, i64>,
     total: i64,
     entries: Vec<(i64, Vec<u8>)>,
@@ -137,7 +143,7 @@ impl Plan {
             dirty: Vec::new(),
             dirty_set: HashSet::new(),
             new_requests: Vec::new(),
-            new_sources: Vec::new(),
+            new_sources: BTreeMap::new(),
             hours: BTreeMap::new(),
             total: 0,
             entries: Vec::new(),
@@ -171,7 +177,13 @@ impl Plan {
         Some(Rows {
             releases,
             requests: self.new_requests,
-            sources: self.new_sources,
+            sources: self
+                .new_sources
+                .into_iter()
+                .map(|((provider, item_id), (id, fingerprint))| {
+                    (provider, item_id, id, fingerprint)
+                })
+                .collect(),
             entries: self.entries,
             hours: self
                 .hours
@@ -207,15 +219,7 @@ impl Plan {
                     Err(Rejected::SourceTaken(existing))
                 });
             }
-            self.loaded
-                .sources
-                .insert(source.clone(), (create.id, create.fingerprint.clone()));
-            self.new_sources.push((
-                source.0.clone(),
-                source.1.clone(),
-                create.id,
-                create.fingerprint.clone(),
-            ));
+            self.claim(source.clone(), create.id, create.fingerprint.clone());
         }
         if let Some(request_id) = &create.request_id {
             self.loaded.requests.insert(request_id.clone(), create.id);
@@ -234,6 +238,18 @@ impl Plan {
         };
         if current.revision != replace.expected_revision {
             return Ok(Err(Rejected::Stale(current)));
+        }
+        // A later version of its source: the claim takes the new
+        // fingerprint, unless the source is another release's.
+        if let (Some(source), Some(fingerprint)) =
+            (claimed_source(&replace), &replace.source_fingerprint)
+        {
+            if let Some((holder, _)) = self.loaded.sources.get(&source)
+                && *holder != replace.id
+            {
+                return Ok(Err(Rejected::SourceTaken(self.existing(holder)?)));
+            }
+            self.claim(source, replace.id, fingerprint.clone());
         }
         let seq = self.write(
             replace.id,
@@ -296,6 +312,14 @@ impl Plan {
         self.seq
     }
 
+    /// Gives `source` to release `id`, with the fingerprint of its content.
+    fn claim(&mut self, source: (String, String), id: Uuid, fingerprint: Vec<u8>) {
+        self.loaded
+            .sources
+            .insert(source.clone(), (id, fingerprint.clone()));
+        self.new_sources.insert(source, (id, fingerprint));
+    }
+
     fn count(&mut self, release: &PressRelease, delta: i64) {
         let hour = release
             .publish_time
@@ -335,6 +359,17 @@ pub(super) fn release_row(id: &Uuid, release: &PressRelease, last_seq: u64) -> R
         facets,
         embargo_key,
     }
+}
+
+/// The source a replacement claims for a later version of it, if any.
+fn claimed_source(replace: &Replacement) -> Option<(String, String)> {
+    replace.source_fingerprint.as_ref()?;
+    replace
+        .release
+        .source
+        .as_ref()
+        .filter(|source| !source.provider.is_empty())
+        .map(|source| (source.provider.clone(), source.item_id.clone()))
 }
 
 /// How a facet value is kept in the `facets` array: `tag:value`.

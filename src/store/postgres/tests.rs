@@ -282,6 +282,7 @@ async fn replicas_commit_concurrently_into_one_gapless_log_in_commit_order() -> 
                             expected_revision: current.revision,
                             release: next,
                             kind: ChangeKind::Updated,
+                            source_fingerprint: None,
                         }));
                     }
                 }
@@ -804,6 +805,7 @@ async fn a_sled_store_moves_over_whole() -> TestResult {
             expected_revision: 1,
             release,
             kind,
+            source_fingerprint: None,
         })
     };
     sled.commit(
@@ -936,6 +938,7 @@ async fn two_schedulers_overlapping_publish_each_embargo_once() -> TestResult {
                             expected_revision: current.revision,
                             release: next,
                             kind: ChangeKind::Published,
+                            source_fingerprint: None,
                         }));
                     }
                 }
