@@ -186,7 +186,11 @@ impl Indexer {
             return Ok(());
         }
         let fields = &self.index.shared.fields;
-        self.writer.delete_term(fields.id_term(&id));
+        // A release's first entry has no document to replace (a delete
+        // costs a term lookup in every segment at the next commit).
+        if entry.prev_seq != 0 {
+            self.writer.delete_term(fields.id_term(&id));
+        }
         if release.state() == State::Published {
             self.writer.add_document(fields.document(&id, &release))?;
         }
