@@ -168,6 +168,16 @@ impl Store for SledStore {
         changes: Vec<Change>,
         commit_time: Timestamp,
     ) -> Result<Vec<ChangeResult>, StoreError> {
+        let (results, head) = self.apply(changes, commit_time)?;
+        self.sync(head)?;
+        Ok(results)
+    }
+
+    fn apply(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
         if self.durability.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
@@ -182,30 +192,36 @@ impl Store for SledStore {
             .map(|change| plan.apply(change))
             .collect::<Result<Vec<_>, _>>()?;
         let Some((batch, head)) = plan.into_batch() else {
-            return Ok(results);
+            return Ok((results, self.head.load(Ordering::Acquire)));
         };
-        // Moved first: a read that sees any of the batch waits for it.
+        // Moved first: a read that sees any of the batch waits for its sync.
         self.head.store(head, Ordering::SeqCst);
-        let durable = self
-            .db
-            .apply_batch(batch)
-            .map_err(StoreError::engine)
-            .and_then(|()| {
-                let syncing = std::time::Instant::now();
-                let synced = self.durability.sync(&self.db);
-                metrics::histogram!("pressroom_flush_seconds")
-                    .record(syncing.elapsed().as_secs_f64());
-                synced
-            });
-        if let Err(error) = durable {
-            // What was applied may or may not be on disk; refuse to build on
+        if let Err(error) = self.db.apply_batch(batch) {
+            // What was applied may or may not be there; refuse to build on
             // it, and let no read show it.
+            self.durability.poison();
+            return Err(StoreError::engine(error));
+        }
+        *last_commit_time = commit_time;
+        Ok((results, head))
+    }
+
+    fn sync(&self, head: u64) -> Result<(), StoreError> {
+        if self.durability.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        if self.durability.head() >= head {
+            return Ok(());
+        }
+        let syncing = std::time::Instant::now();
+        let synced = self.durability.sync(&self.db);
+        metrics::histogram!("pressroom_flush_seconds").record(syncing.elapsed().as_secs_f64());
+        if let Err(error) = synced {
             self.durability.poison();
             return Err(error);
         }
         self.durability.advance(head);
-        *last_commit_time = commit_time;
-        Ok(results)
+        Ok(())
     }
 
     fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
