@@ -73,12 +73,25 @@ impl Writer {
 
     /// Commits changes together, in order, durably; one outcome per change.
     pub async fn submit_all(&self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, StoreError> {
+        self.enqueue_all(changes).await?.await
+    }
+
+    /// Queues changes to be committed together, and returns once they are
+    /// queued: submissions are committed in the order they were queued. The
+    /// future returned answers once they are durable, one outcome per
+    /// change. A caller with several batches to commit in order queues the
+    /// next while the one before is still being committed.
+    pub async fn enqueue_all(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<impl Future<Output = Result<Vec<ChangeResult>, StoreError>> + use<>, StoreError>
+    {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Submission::Changes { changes, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
     /// Runs `work` on the blocking pool between two commits, so that it sees
