@@ -25,6 +25,8 @@ use crate::{
 
 /// Longest a change waits to be committed once read.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest a durable change waits to be read while fewer than a chunk wait.
+const READ_DELAY: Duration = Duration::from_millis(100);
 /// While catching up, commit after this many changes.
 const COMMIT_EVERY: usize = 20_000;
 /// Log entries read in one go.
@@ -83,10 +85,24 @@ enum Next {
 
 impl Indexer {
     async fn run(mut self, stop: CancellationToken) {
+        // When the oldest change not read yet was first seen.
+        let mut unread_since: Option<Instant> = None;
         while !stop.is_cancelled() {
             let durable = *self.head.borrow_and_update();
             let next = if self.position < durable {
-                Next::Read(durable)
+                // Changes are read in batches: a chunk's worth, or what
+                // came within READ_DELAY (fewer hand-offs and log scans
+                // while writes stream in).
+                let since = *unread_since.get_or_insert_with(Instant::now);
+                match READ_DELAY.checked_sub(since.elapsed()) {
+                    Some(wait) if !wait.is_zero() && durable - self.position < CHUNK as u64 => {
+                        Next::Wait(wait)
+                    }
+                    _ => {
+                        unread_since = None;
+                        Next::Read(durable)
+                    }
+                }
             } else if self.committed < self.position {
                 match COMMIT_INTERVAL.checked_sub(self.last_commit.elapsed()) {
                     Some(wait) if !wait.is_zero() => Next::Wait(wait),
