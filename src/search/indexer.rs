@@ -4,7 +4,10 @@
 //! commits at most every [`COMMIT_INTERVAL`] (or every [`COMMIT_EVERY`]
 //! changes while catching up), with the log position in the commit payload,
 //! and reloads the searcher so that a write is searchable within about a
-//! second of being acknowledged.
+//! second of being acknowledged. During a bulk load (writes faster than
+//! [`BUSY_RATE`]) it works about a quarter of the time and lets the index
+//! lag, so that the writes keep the cores; it catches up on its own once
+//! the load ends.
 
 use std::{
     sync::{Arc, PoisonError, atomic::Ordering},
@@ -27,6 +30,15 @@ use crate::{
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest a durable change waits to be read while fewer than a chunk wait.
 const READ_DELAY: Duration = Duration::from_millis(100);
+/// Changes per second above which writes count as a bulk load: the indexer
+/// then works about a quarter of the time and lags, catching up once the
+/// load ends. Ordinary rates (≤ 500/s) are indexed as they come.
+const BUSY_RATE: f64 = 1_000.0;
+/// The pause after a chunk read during a bulk load, in multiples of the
+/// time the chunk took.
+const BUSY_PAUSE: u32 = 3;
+/// The longest such pause.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 /// While catching up, commit after this many changes.
 const COMMIT_EVERY: usize = 20_000;
 /// Log entries read in one go.
@@ -74,6 +86,7 @@ struct Indexer {
 }
 
 /// What the indexer does next.
+#[derive(Clone, Copy)]
 enum Next {
     /// Read the log up to this position.
     Read(u64),
@@ -114,6 +127,8 @@ impl Indexer {
             let wait = match next {
                 Next::Wait(wait) => wait,
                 work => {
+                    let reading = matches!(work, Next::Read(_));
+                    let started = Instant::now();
                     let Some((indexer, result)) = self
                         .blocking(move |me| match work {
                             Next::Read(durable) => me.read(durable),
@@ -125,6 +140,18 @@ impl Indexer {
                     };
                     self = indexer;
                     match result {
+                        Ok(()) if reading => {
+                            // Writes streaming in faster than ordinary
+                            // rates: leave the cores to them, and catch up
+                            // when they calm down.
+                            let took = started.elapsed();
+                            let came = self.head.borrow().saturating_sub(durable);
+                            if came as f64 > BUSY_RATE * took.as_secs_f64().max(0.001) {
+                                (took * BUSY_PAUSE).min(MAX_PAUSE)
+                            } else {
+                                continue;
+                            }
+                        }
                         Ok(()) => continue,
                         Err(error) => {
                             tracing::error!(error = %telemetry::chain(&error), "search indexing failed; retrying");
@@ -137,8 +164,9 @@ impl Indexer {
                     }
                 }
             };
+            let paused = matches!(next, Next::Read(_));
             tokio::select! {
-                _ = self.head.changed() => {}
+                _ = self.head.changed(), if !paused => {}
                 () = tokio::time::sleep(wait) => {}
                 () = stop.cancelled() => {}
             }
