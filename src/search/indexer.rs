@@ -5,7 +5,7 @@
 //! changes while catching up), with the log position in the commit payload,
 //! and reloads the searcher so that a write is searchable within about a
 //! second of being acknowledged. During a bulk load (writes faster than
-//! [`BUSY_RATE`]) it works about a quarter of the time and lets the index
+//! [`BUSY_RATE`]) it indexes at most [`BUSY_INDEX_RATE`] and lets the index
 //! lag, so that the writes keep the cores; it catches up on its own once
 //! the load ends.
 
@@ -31,14 +31,13 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest a durable change waits to be read while fewer than a chunk wait.
 const READ_DELAY: Duration = Duration::from_millis(100);
 /// Changes per second above which writes count as a bulk load: the indexer
-/// then works about a quarter of the time and lags, catching up once the
+/// then indexes at most [`BUSY_INDEX_RATE`] and lags, catching up once the
 /// load ends. Ordinary rates (≤ 500/s) are indexed as they come.
 const BUSY_RATE: f64 = 1_000.0;
-/// The pause after a chunk read during a bulk load, in multiples of the
-/// time the chunk took.
-const BUSY_PAUSE: u32 = 3;
-/// The longest such pause.
-const MAX_PAUSE: Duration = Duration::from_secs(1);
+/// Changes per second indexed during a bulk load.
+const BUSY_INDEX_RATE: f64 = 500.0;
+/// The longest pause between two chunks.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// While catching up, commit after this many changes.
 const COMMIT_EVERY: usize = 20_000;
 /// Log entries read in one go.
@@ -100,6 +99,8 @@ impl Indexer {
     async fn run(mut self, stop: CancellationToken) {
         // When the oldest change not read yet was first seen.
         let mut unread_since: Option<Instant> = None;
+        // When the last chunk was read.
+        let mut last_read: Option<Instant> = None;
         while !stop.is_cancelled() {
             let durable = *self.head.borrow_and_update();
             let next = if self.position < durable {
@@ -129,6 +130,7 @@ impl Indexer {
                 work => {
                     let reading = matches!(work, Next::Read(_));
                     let started = Instant::now();
+                    let from = self.position;
                     let Some((indexer, result)) = self
                         .blocking(move |me| match work {
                             Next::Read(durable) => me.read(durable),
@@ -142,12 +144,17 @@ impl Indexer {
                     match result {
                         Ok(()) if reading => {
                             // Writes streaming in faster than ordinary
-                            // rates: leave the cores to them, and catch up
-                            // when they calm down.
+                            // rates: feed tantivy (whose own thread does
+                            // the work) no faster than BUSY_INDEX_RATE,
+                            // leaving the cores to the writes, and catch
+                            // up when they calm down.
                             let took = started.elapsed();
-                            let came = self.head.borrow().saturating_sub(durable);
-                            if came as f64 > BUSY_RATE * took.as_secs_f64().max(0.001) {
-                                (took * BUSY_PAUSE).min(MAX_PAUSE)
+                            let read = self.position.saturating_sub(from);
+                            let since = last_read.map_or(READ_DELAY, |at| started - at);
+                            last_read = Some(started);
+                            let budget = Duration::from_secs_f64(read as f64 / BUSY_INDEX_RATE);
+                            if read as f64 > BUSY_RATE * since.as_secs_f64() && budget > took {
+                                (budget - took).min(MAX_PAUSE)
                             } else {
                                 continue;
                             }
