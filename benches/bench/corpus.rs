@@ -86,6 +86,38 @@ pub struct Corpus {
     server: Option<Server>,
 }
 
+/// How many of the `expected` releases were searchable at once, and how long
+/// until all were.
+async fn searchable_after(
+    client: &mut server::Client,
+    expected: usize,
+) -> BenchResult<(usize, Duration)> {
+    let started = Instant::now();
+    let mut first = None;
+    loop {
+        let answer = client
+            .search_press_releases(SearchPressReleasesRequest {
+                query: WIRE.to_string(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await;
+        let found = match answer {
+            Ok(found) => found.get_ref().total_size as usize,
+            Err(status) if status.code() == tonic::Code::Unavailable => 0,
+            Err(status) => return Err(status.into()),
+        };
+        let first = *first.get_or_insert(found);
+        if found >= expected {
+            return Ok((first, started.elapsed()));
+        }
+        if started.elapsed() > REBUILD_TIMEOUT {
+            return Err("the search index did not catch up with the import".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl Corpus {
     /// Generates `plan.corpus` releases and imports them into a new data dir.
     pub async fn build(plan: &Plan) -> BenchResult<Self> {
@@ -130,6 +162,14 @@ impl Corpus {
             )
             .into());
         }
+        // The search index may lag a bulk load; it must catch up on its own.
+        let (indexed, catch_up) = searchable_after(&mut client, count).await?;
+        println!(
+            "   (search: {} of {} imported releases searchable when the import answered; all after {:.1} s more)",
+            thousands(indexed as f64),
+            thousands(count as f64),
+            catch_up.as_secs_f64()
+        );
         drop(client);
         server.stop().await?;
         let imported = Imported {

@@ -9,7 +9,12 @@
 //! committed in the same batches through `Store::commit` on a fresh
 //! `SledStore` in-process (the storage layer with its indexes, change log
 //! and counters, without the server: no validation, no search indexer, no
-//! transport).
+//! transport), and sled writing exactly the entries that store wrote, in
+//! the same batches (the storage layout's own limit). Every reference is
+//! durable as the store is: sled's flush, then `fdatasync` of its log.
+//! The CPU time per create is the whole process's (server and callers),
+//! counted until it is idle again, so the search indexer's catching up is
+//! in it.
 
 use std::{
     sync::{
@@ -22,7 +27,7 @@ use std::{
 use pressroom::{
     domain::{IMPORT_BATCH, name},
     proto::v1::{CreatePressReleaseRequest, PressRelease},
-    store::{Change, NewRelease, SledStore, Store},
+    store::{Change, LogEntry, NewRelease, SledStore, Store},
 };
 use prost::Message as _;
 
@@ -30,7 +35,7 @@ use crate::{
     BenchResult, Plan,
     corpus::{self, CACHE_BYTES, Corpus},
     generate::Generator,
-    measure::{Latencies, Summary, Verdict, mib, ms, per_second, ratio, thousands},
+    measure::{Latencies, Summary, Verdict, cpu_time, mib, ms, per_second, ratio, thousands},
     server::{self, Server},
 };
 
@@ -48,7 +53,12 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
     let data_dir = server::data_dir(&dir);
     let server = Server::start(&data_dir, &[]).await?;
     let channels = server::connections(server.addr, CONNECTIONS).await?;
+    let cpu_before = cpu_time();
     let (elapsed, latencies) = create_all(&channels, Arc::clone(&releases)).await?;
+    let cpu_during = cpu_time();
+    // The work left once the answers are out (the search indexer catching
+    // up): until the process is idle.
+    let cpu_after = until_idle().await;
     drop(channels);
     server.stop().await?;
     let created = releases.len();
@@ -60,7 +70,8 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
     let entries = tokio::task::spawn_blocking(move || sled_entries(&store_dir)).await??;
     let records = Arc::new(stored.0);
     let reference = sled_load(encoded(&records)?, 64).await?;
-    let through_store = store_load(Arc::clone(&records), 64).await?;
+    let (through_store, written) = store_load(Arc::clone(&records), 64).await?;
+    let same_entries = sled_replay(written).await?;
     let create_rate = per_second(created, elapsed);
     let reference_rate = per_second(created, reference);
     let per_release = |n: usize| n as f64 / created.max(1) as f64;
@@ -89,6 +100,37 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
         "   store      {:>8} releases/s   (Store::commit of 64, in-process: keys, indexes, log, flush)",
         thousands(per_second(created, through_store))
     );
+    println!(
+        "   sled, same {:>8} releases/s   (the store's own entries, {:.1} per release, in its batches of 64: the layout's limit)",
+        thousands(per_second(created, same_entries)),
+        per_release(total)
+    );
+    let store_ratio = same_entries.as_secs_f64() / through_store.as_secs_f64().max(1e-9);
+    summary.verdict(
+        "ingest",
+        "Store::commit of 64 vs sled writing the same entries",
+        ratio(store_ratio),
+        "≥ 0.50×",
+        Verdict::of(store_ratio >= 0.5),
+    );
+    let per_create = |until: Option<Duration>| {
+        cpu_before
+            .zip(until)
+            .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 1e6 / created.max(1) as f64)
+    };
+    let (during, with_catch_up) = (per_create(cpu_during), per_create(cpu_after));
+    println!(
+        "   CPU per create: {} µs while creating, {} µs until idle (search indexer caught up), server and clients together",
+        during.map_or("?".into(), |us| format!("{us:.0}")),
+        with_catch_up.map_or("?".into(), |us| format!("{us:.0}")),
+    );
+    summary.verdict(
+        "ingest",
+        "CPU per create, until idle",
+        with_catch_up.map_or("?".into(), |us| format!("{us:.0} µs")),
+        "≤ 250 µs",
+        Verdict::of(with_catch_up.is_some_and(|us| us <= 250.0)),
+    );
     let create_ratio = create_rate / reference_rate;
     summary.verdict(
         "ingest",
@@ -100,7 +142,7 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
 
     let imported = &corpus.imported;
     let import_reference = sled_load(encoded(&corpus.records)?, IMPORT_BATCH).await?;
-    let import_through_store = store_load(Arc::clone(&corpus.records), IMPORT_BATCH).await?;
+    let (import_through_store, _) = store_load(Arc::clone(&corpus.records), IMPORT_BATCH).await?;
     let import_rate = per_second(imported.count, imported.elapsed);
     let import_reference_rate = per_second(imported.count, import_reference);
     println!(
@@ -123,10 +165,41 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
         "ingest",
         format!("import throughput vs sled (batches of {IMPORT_BATCH})"),
         ratio(import_ratio),
+        "report",
+        Verdict::Report,
+    );
+    let import_store_ratio = import_rate / per_second(imported.count, import_through_store);
+    summary.verdict(
+        "ingest",
+        format!("import vs Store::commit of {IMPORT_BATCH} in-process"),
+        ratio(import_store_ratio),
         "≥ 0.80×",
-        Verdict::of(import_ratio >= 0.8),
+        Verdict::of(import_store_ratio >= 0.8),
+    );
+    let import_create_ratio = import_rate / create_rate;
+    summary.verdict(
+        "ingest",
+        "import vs create throughput",
+        ratio(import_create_ratio),
+        "≥ 1.50×",
+        Verdict::of(import_create_ratio >= 1.5),
     );
     Ok(())
+}
+
+/// The process's CPU time once it has been idle (under 5 ms of CPU in
+/// 200 ms) for a moment, or after 60 s.
+async fn until_idle() -> Option<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = cpu_time()?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = cpu_time()?;
+        if now.saturating_sub(last) < Duration::from_millis(5) || Instant::now() > deadline {
+            return Some(now);
+        }
+        last = now;
+    }
 }
 
 /// Creates every release with [`CALLERS`] concurrent callers; returns the
@@ -188,8 +261,12 @@ fn encoded(records: &[PressRelease]) -> BenchResult<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 /// Commits `records` as creates through `Store::commit` on a fresh
-/// `SledStore`, `batch` at a time; returns the time taken.
-async fn store_load(records: Arc<Vec<PressRelease>>, batch: usize) -> BenchResult<Duration> {
+/// `SledStore`, `batch` at a time; returns the time taken, and the
+/// database's entries in the batches that wrote them (for [`sled_replay`]).
+async fn store_load(
+    records: Arc<Vec<PressRelease>>,
+    batch: usize,
+) -> BenchResult<(Duration, Batches)> {
     let dir = server::temp_dir()?;
     let path = dir.path().join("store");
     tokio::task::spawn_blocking(move || {
@@ -218,6 +295,109 @@ async fn store_load(records: Arc<Vec<PressRelease>>, batch: usize) -> BenchResul
         }
         let elapsed = started.elapsed();
         drop(store);
+        let ids = records
+            .iter()
+            .map(|record| name::parse("name", &record.name).map_err(|e| format!("{e:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let written = written_batches(&path, &ids, batch)?;
+        drop(dir);
+        Ok((elapsed, written))
+    })
+    .await?
+}
+
+/// A sled key and its value.
+type Pair = (Vec<u8>, Vec<u8>);
+/// Key/value pairs, one `Vec` per sled batch.
+type Batches = Vec<Vec<Pair>>;
+
+/// The entries of the store in `store_dir`, grouped into the batches that
+/// wrote them: each release's own (record, change-log entry, list and facet
+/// index entries, source and request-id claims) with the others of its
+/// batch of `batch`, plus in every batch the published counts and one
+/// commit-time entry (see `store::sled::layout`).
+fn written_batches(
+    store_dir: &std::path::Path,
+    ids: &[uuid::Uuid],
+    batch: usize,
+) -> BenchResult<Batches> {
+    let db = sled::Config::new().path(store_dir).open()?;
+    let mut by_release: std::collections::HashMap<Vec<u8>, Vec<Pair>> =
+        std::collections::HashMap::new();
+    let mut counts = Vec::new();
+    let mut commit_times = Vec::new();
+    for entry in db.iter() {
+        let (key, value) = entry?;
+        let pair = (key.to_vec(), value.to_vec());
+        // Values are a 4-byte checksum and a payload.
+        let owner = match key.first() {
+            Some(b'r') => key.get(1..17).map(<[u8]>::to_vec),
+            Some(b'p' | b'f' | b'e') => key.get(key.len().saturating_sub(16)..).map(<[u8]>::to_vec),
+            Some(b'l') => value
+                .get(4..)
+                .and_then(|payload| LogEntry::decode(payload).ok())
+                .map(|entry| entry.release_id),
+            Some(b'q') => value.get(4..20).map(<[u8]>::to_vec),
+            // A source claim: field 1 (tag, length 16), the release id.
+            Some(b's') => value.get(6..22).map(<[u8]>::to_vec),
+            Some(b'c') => {
+                counts.push(pair);
+                continue;
+            }
+            Some(b't') => {
+                commit_times.push(pair);
+                continue;
+            }
+            _ => continue,
+        };
+        by_release
+            .entry(owner.ok_or("an entry without its release")?)
+            .or_default()
+            .push(pair);
+    }
+    Ok(ids
+        .chunks(batch)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut writes: Vec<_> = chunk
+                .iter()
+                .flat_map(|id| {
+                    by_release
+                        .remove(id.as_bytes().as_slice())
+                        .unwrap_or_default()
+                })
+                .collect();
+            writes.extend(counts.iter().cloned());
+            writes.extend(commit_times.get(i).cloned());
+            writes
+        })
+        .collect())
+}
+
+/// Writes `batches` into a fresh sled database, each with one `apply_batch`
+/// and made durable as the store makes a commit durable (sled's flush, then
+/// `fdatasync` of its log); returns the time taken.
+async fn sled_replay(batches: Batches) -> BenchResult<Duration> {
+    let dir = server::temp_dir()?;
+    let path = dir.path().join("sled");
+    tokio::task::spawn_blocking(move || {
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
+        let log = std::fs::File::open(path.join("db"))?;
+        let started = Instant::now();
+        for pairs in batches {
+            let mut writes = sled::Batch::default();
+            for (key, value) in pairs {
+                writes.insert(key, value);
+            }
+            db.apply_batch(writes)?;
+            db.flush()?;
+            log.sync_data()?;
+        }
+        let elapsed = started.elapsed();
+        drop(db);
         drop(dir);
         Ok(elapsed)
     })
@@ -255,15 +435,16 @@ fn sled_entries(store_dir: &std::path::Path) -> BenchResult<Vec<(u8, usize)>> {
 }
 
 /// Writes `records` into a fresh sled database in batches of `batch`, one
-/// flush per batch; returns the time taken.
+/// flush and `fdatasync` per batch; returns the time taken.
 async fn sled_load(records: Vec<(Vec<u8>, Vec<u8>)>, batch: usize) -> BenchResult<Duration> {
     let dir = server::temp_dir()?;
     let path = dir.path().join("sled");
     tokio::task::spawn_blocking(move || {
         let db = sled::Config::new()
-            .path(path)
+            .path(&path)
             .cache_capacity(CACHE_BYTES)
             .open()?;
+        let log = std::fs::File::open(path.join("db"))?;
         let started = Instant::now();
         for chunk in records.chunks(batch) {
             let mut writes = sled::Batch::default();
@@ -272,6 +453,7 @@ async fn sled_load(records: Vec<(Vec<u8>, Vec<u8>)>, batch: usize) -> BenchResul
             }
             db.apply_batch(writes)?;
             db.flush()?;
+            log.sync_data()?;
         }
         let elapsed = started.elapsed();
         drop(db);

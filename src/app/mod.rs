@@ -22,7 +22,7 @@ mod error;
 mod grpc;
 mod side_ports;
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -31,8 +31,14 @@ use tonic_health::server::HealthReporter;
 pub use self::error::AppError;
 use self::{backend::Backend, grpc::GrpcServer, side_ports::SidePorts};
 use crate::{
-    api::limits::LimitsLayer, api_keys::Keys, config::ServeConfig, feed::WatcherRegistry,
-    prometheus, store::Store as _, syndication::SyndicationMetrics, telemetry,
+    api::limits::LimitsLayer,
+    api_keys::Keys,
+    config::ServeConfig,
+    feed::WatcherRegistry,
+    prometheus,
+    store::{SledStore, Store as _},
+    syndication::SyndicationMetrics,
+    telemetry,
 };
 
 /// A server that has opened its store, bound its ports and wired
@@ -56,9 +62,17 @@ impl App {
     pub async fn build(config: ServeConfig) -> Result<Self, AppError> {
         config.validate()?;
         prepare_data_dir(&config)?;
+        let store = Backend::open_store(&config).await?;
+        Self::build_on(config, store).await
+    }
+
+    /// [`App::build`] over a store already open in `<data dir>/store`, for
+    /// a caller that keeps a handle on it (a test that holds its syncs
+    /// open, say).
+    pub async fn build_on(config: ServeConfig, store: Arc<SledStore>) -> Result<Self, AppError> {
+        config.validate()?;
         let keys = config.keys_file.as_deref().map(Keys::load).transpose()?;
         let tls = grpc::tls_config(&config)?;
-        let store = Backend::open_store(&config).await?;
         let listener = Bound::bind(config.listen).await?;
         let health_port = Bound::bind_if_set(config.health_listen).await?;
         let metrics_port = Bound::bind_if_set(config.metrics_listen).await?;

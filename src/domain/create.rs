@@ -1,20 +1,25 @@
 //! `CreatePressRelease`: one new press release, checked (off the async
-//! threads: sanitising HTML is CPU work) and committed through the writer;
-//! idempotent by request id and by source, where a later version of a stored
-//! source updates it (`versions`). Import items go through the same checks
-//! ([`prepare_import`]).
+//! threads when its body is HTML: sanitising is CPU work) and committed
+//! through the writer; idempotent by request id and by source, where a later
+//! version of a stored source updates it (`versions`). Import items go
+//! through the same checks ([`prepare_import`]).
 
 use super::{DomainError, PressReleases, record, validate::Violations, versions};
 use crate::{
     proto::{
         now,
-        v1::{CreatePressReleaseRequest, ImportPressReleasesRequest, PressRelease},
+        v1::{
+            CreatePressReleaseRequest, ImportPressReleasesRequest, PressRelease,
+            press_release::BodyFormat,
+        },
     },
     store::{Applied, Change, NewRelease, Rejected},
 };
 
 /// Longest request id.
 const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Largest plain body checked on an async thread.
+const INLINE_BODY_BYTES: usize = 64 * 1024;
 
 impl PressReleases {
     /// Creates a press release (idempotent by request id and by source).
@@ -26,10 +31,19 @@ impl PressReleases {
             press_release: request.press_release,
             request_id: request.request_id,
         };
-        // Sanitising HTML is CPU work: keep it off the async threads.
-        let new = tokio::task::spawn_blocking(move || prepare_import(item))
-            .await
-            .map_err(DomainError::from_join)??;
+        // Sanitising HTML and hashing a large body are CPU work: keep them
+        // off the async threads. A small plain body is checked in place
+        // (cheaper than the hand-off).
+        let heavy = item.press_release.as_ref().is_some_and(|release| {
+            release.body_format == BodyFormat::Html as i32 || release.body.len() > INLINE_BODY_BYTES
+        });
+        let new = if heavy {
+            tokio::task::spawn_blocking(move || prepare_import(item))
+                .await
+                .map_err(DomainError::from_join)??
+        } else {
+            prepare_import(item)?
+        };
         let later = versions::may_supersede(&new).then(|| new.clone());
         match (self.writer.submit(Change::Create(new)).await?, later) {
             (Ok(Applied::Committed { release, .. } | Applied::Existing(release)), _) => Ok(release),

@@ -38,10 +38,13 @@ impl PressReleases {
         mut items: impl tokio_stream::Stream<Item = ImportPressReleasesRequest> + Unpin,
     ) -> Result<ImportSummary, DomainError> {
         use tokio_stream::StreamExt as _;
-        // Batches are checked on the blocking pool while the one before is
-        // committed; each waits for the one before to be submitted first, so
-        // commits keep the stream's order. At most two are in flight.
-        let slots = Arc::new(tokio::sync::Semaphore::new(2));
+        // Batches are checked on the blocking pool while the ones before are
+        // committed; each is queued for the writer once the one before is
+        // queued, so commits keep the stream's order, and the writer can
+        // apply one while it syncs the one before. At most three are in
+        // flight.
+        let slots = Arc::new(tokio::sync::Semaphore::new(3));
+        let mut queued: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let mut batch: Vec<(i64, ImportPressReleasesRequest)> = Vec::with_capacity(IMPORT_BATCH);
         let mut tail: Option<ImportTask> = None;
         let mut index = 0i64;
@@ -58,6 +61,9 @@ impl PressReleases {
                     .await
                     .map_err(|e| DomainError::Internal(Box::new(e)))?;
                 let previous = tail.take();
+                let previous_queued = queued.take();
+                let (now_queued, queued_signal) = tokio::sync::oneshot::channel();
+                queued = Some(queued_signal);
                 let writer = self.writer.clone();
                 let checking = std::mem::take(&mut batch);
                 tail = Some(tokio::spawn(async move {
@@ -70,11 +76,17 @@ impl PressReleases {
                     })
                     .await
                     .map_err(DomainError::from_join)?;
+                    if let Some(previous_queued) = previous_queued {
+                        // Dropped unsent if the batch before failed; the
+                        // order holds either way.
+                        let _ = previous_queued.await;
+                    }
+                    let committed = commit_import(&writer, checked, now_queued).await;
                     let mut summary = match previous {
                         Some(previous) => join_import(previous).await?,
                         None => ImportSummary::default(),
                     };
-                    summary.add(commit_import(&writer, checked).await?);
+                    summary.add(committed?);
                     Ok(summary)
                 }));
             }
@@ -107,10 +119,12 @@ async fn join_import(task: ImportTask) -> Result<ImportSummary, DomainError> {
     task.await.map_err(DomainError::from_join)?
 }
 
-/// Commits the items of a batch that passed their checks, in one submission.
+/// Commits the items of a batch that passed their checks, in one submission;
+/// says on `queued` once it is queued for the writer.
 async fn commit_import(
     writer: &Writer,
     checked: Vec<(i64, Result<NewRelease, DomainError>)>,
+    queued: tokio::sync::oneshot::Sender<()>,
 ) -> Result<ImportSummary, DomainError> {
     let mut summary = ImportSummary::default();
     let mut indexes = Vec::with_capacity(checked.len());
@@ -126,9 +140,12 @@ async fn commit_import(
         }
     }
     if changes.is_empty() {
+        let _ = queued.send(());
         return Ok(summary);
     }
-    let results = writer.submit_all(changes).await?;
+    let committed = writer.enqueue_all(changes).await?;
+    let _ = queued.send(());
+    let results = committed.await?;
     let mut later_versions = Vec::new();
     for ((index, later), result) in indexes.into_iter().zip(results) {
         match (result, later) {

@@ -4,7 +4,10 @@
 //! commits at most every [`COMMIT_INTERVAL`] (or every [`COMMIT_EVERY`]
 //! changes while catching up), with the log position in the commit payload,
 //! and reloads the searcher so that a write is searchable within about a
-//! second of being acknowledged.
+//! second of being acknowledged. During a bulk load (writes faster than
+//! [`BUSY_RATE`]) it indexes at most [`BUSY_INDEX_RATE`] and lets the index
+//! lag, so that the writes keep the cores; it catches up on its own once
+//! the load ends.
 
 use std::{
     sync::{Arc, PoisonError, atomic::Ordering},
@@ -25,6 +28,16 @@ use crate::{
 
 /// Longest a change waits to be committed once read.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest a durable change waits to be read while fewer than a chunk wait.
+const READ_DELAY: Duration = Duration::from_millis(100);
+/// Changes per second above which writes count as a bulk load: the indexer
+/// then indexes at most [`BUSY_INDEX_RATE`] and lags, catching up once the
+/// load ends. Ordinary rates (≤ 500/s) are indexed as they come.
+const BUSY_RATE: f64 = 1_000.0;
+/// Changes per second indexed during a bulk load.
+const BUSY_INDEX_RATE: f64 = 500.0;
+/// The longest pause between two chunks.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
 /// While catching up, commit after this many changes.
 const COMMIT_EVERY: usize = 20_000;
 /// Log entries read in one go.
@@ -72,6 +85,7 @@ struct Indexer {
 }
 
 /// What the indexer does next.
+#[derive(Clone, Copy)]
 enum Next {
     /// Read the log up to this position.
     Read(u64),
@@ -83,10 +97,26 @@ enum Next {
 
 impl Indexer {
     async fn run(mut self, stop: CancellationToken) {
+        // When the oldest change not read yet was first seen.
+        let mut unread_since: Option<Instant> = None;
+        // When the last chunk was read.
+        let mut last_read: Option<Instant> = None;
         while !stop.is_cancelled() {
             let durable = *self.head.borrow_and_update();
             let next = if self.position < durable {
-                Next::Read(durable)
+                // Changes are read in batches: a chunk's worth, or what
+                // came within READ_DELAY (fewer hand-offs and log scans
+                // while writes stream in).
+                let since = *unread_since.get_or_insert_with(Instant::now);
+                match READ_DELAY.checked_sub(since.elapsed()) {
+                    Some(wait) if !wait.is_zero() && durable - self.position < CHUNK as u64 => {
+                        Next::Wait(wait)
+                    }
+                    _ => {
+                        unread_since = None;
+                        Next::Read(durable)
+                    }
+                }
             } else if self.committed < self.position {
                 match COMMIT_INTERVAL.checked_sub(self.last_commit.elapsed()) {
                     Some(wait) if !wait.is_zero() => Next::Wait(wait),
@@ -98,6 +128,9 @@ impl Indexer {
             let wait = match next {
                 Next::Wait(wait) => wait,
                 work => {
+                    let reading = matches!(work, Next::Read(_));
+                    let started = Instant::now();
+                    let from = self.position;
                     let Some((indexer, result)) = self
                         .blocking(move |me| match work {
                             Next::Read(durable) => me.read(durable),
@@ -109,6 +142,23 @@ impl Indexer {
                     };
                     self = indexer;
                     match result {
+                        Ok(()) if reading => {
+                            // Writes streaming in faster than ordinary
+                            // rates: feed tantivy (whose own thread does
+                            // the work) no faster than BUSY_INDEX_RATE,
+                            // leaving the cores to the writes, and catch
+                            // up when they calm down.
+                            let took = started.elapsed();
+                            let read = self.position.saturating_sub(from);
+                            let since = last_read.map_or(READ_DELAY, |at| started - at);
+                            last_read = Some(started);
+                            let budget = Duration::from_secs_f64(read as f64 / BUSY_INDEX_RATE);
+                            if read as f64 > BUSY_RATE * since.as_secs_f64() && budget > took {
+                                (budget - took).min(MAX_PAUSE)
+                            } else {
+                                continue;
+                            }
+                        }
                         Ok(()) => continue,
                         Err(error) => {
                             tracing::error!(error = %telemetry::chain(&error), "search indexing failed; retrying");
@@ -121,8 +171,9 @@ impl Indexer {
                     }
                 }
             };
+            let paused = matches!(next, Next::Read(_));
             tokio::select! {
-                _ = self.head.changed() => {}
+                _ = self.head.changed(), if !paused => {}
                 () = tokio::time::sleep(wait) => {}
                 () = stop.cancelled() => {}
             }
@@ -186,7 +237,11 @@ impl Indexer {
             return Ok(());
         }
         let fields = &self.index.shared.fields;
-        self.writer.delete_term(fields.id_term(&id));
+        // A release's first entry has no document to replace (a delete
+        // costs a term lookup in every segment at the next commit).
+        if entry.prev_seq != 0 {
+            self.writer.delete_term(fields.id_term(&id));
+        }
         if release.state() == State::Published {
             self.writer.add_document(fields.document(&id, &release))?;
         }

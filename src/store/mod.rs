@@ -219,6 +219,30 @@ pub trait Store: Send + Sync + 'static {
         commit_time: Timestamp,
     ) -> Result<Vec<ChangeResult>, StoreError>;
 
+    /// The first half of [`Store::commit`], for a writer that overlaps a
+    /// commit's sync with the next commit's work: applies `changes` as one
+    /// atomic commit and returns their outcomes and the log head after
+    /// them, maybe before they are durable. Until [`Store::sync`] has made
+    /// them durable no read shows them, and nothing may be acknowledged.
+    /// An engine whose commits are durable when applied (one transaction
+    /// each) keeps this default.
+    fn apply(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
+        let results = self.commit(changes, commit_time)?;
+        Ok((results, self.log_head()))
+    }
+
+    /// The second half of [`Store::commit`]: returns once everything
+    /// applied up to log position `head` is durable (and readable). An `Err`
+    /// means it may not be, and no later commit will be either.
+    fn sync(&self, head: u64) -> Result<(), StoreError> {
+        let _ = head;
+        Ok(())
+    }
+
     /// The current record of a release, withdrawn ones included.
     fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError>;
 

@@ -1,9 +1,12 @@
 //! The one writer. Every change goes through this task: it takes everything
-//! pending (up to a batch limit), commits it as one atomic batch with a
-//! single flush on the blocking pool, and only then answers each caller and
+//! pending (up to a batch limit), applies it as one atomic batch and syncs
+//! it once on the blocking pool, and only then answers each caller and
 //! moves the durable head that change-log readers wait on. While a batch is
-//! being flushed the next one gathers, so concurrent callers share flushes
-//! (group commit).
+//! being synced the next one gathers and is applied (pipelining: the sync's
+//! wait on the disk overlaps the next batch's work), so concurrent callers
+//! share syncs (group commit); batches are still synced and answered in
+//! order, one sync at a time, and nothing of a batch is answered before its
+//! sync has returned.
 //!
 //! Readers are only woken (a `watch` of the head); they read the log at their
 //! own pace, so no reader can hold up the writer or another reader.
@@ -70,12 +73,25 @@ impl Writer {
 
     /// Commits changes together, in order, durably; one outcome per change.
     pub async fn submit_all(&self, changes: Vec<Change>) -> Result<Vec<ChangeResult>, StoreError> {
+        self.enqueue_all(changes).await?.await
+    }
+
+    /// Queues changes to be committed together, and returns once they are
+    /// queued: submissions are committed in the order they were queued. The
+    /// future returned answers once they are durable, one outcome per
+    /// change. A caller with several batches to commit in order queues the
+    /// next while the one before is still being committed.
+    pub async fn enqueue_all(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<impl Future<Output = Result<Vec<ChangeResult>, StoreError>> + use<>, StoreError>
+    {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Submission::Changes { changes, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
     /// Runs `work` on the blocking pool between two commits, so that it sees
@@ -114,22 +130,38 @@ async fn run(
     // Exclusive work that arrived while a batch was being gathered; it runs
     // right after that batch, keeping arrival order.
     let mut deferred: Option<Submission> = None;
+    // The batch applied last, while it is being synced.
+    let mut syncing: Option<Syncing> = None;
     loop {
         let first = match deferred.take() {
             Some(submission) => Some(submission),
-            None => tokio::select! {
-                submission = receiver.recv() => submission,
-                () = stop.cancelled(), if !stopping => {
-                    // No new submissions; what is queued is still committed.
-                    stopping = true;
-                    receiver.close();
-                    continue;
+            None => match receiver.try_recv() {
+                Ok(submission) => Some(submission),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Nothing to overlap the sync with: finish it first.
+                    if let Some(batch) = syncing.take() {
+                        batch.finish(&head).await;
+                        continue;
+                    }
+                    tokio::select! {
+                        submission = receiver.recv() => submission,
+                        () = stop.cancelled(), if !stopping => {
+                            // No new submissions; what is queued is still committed.
+                            stopping = true;
+                            receiver.close();
+                            continue;
+                        }
+                    }
                 }
             },
         };
         let (mut batch, mut size) = match first {
             None => break,
             Some(Submission::Exclusive(job)) => {
+                if let Some(batch) = syncing.take() {
+                    batch.finish(&head).await;
+                }
                 let durable = *head.borrow();
                 if let Err(error) = tokio::task::spawn_blocking(move || job(durable)).await {
                     tracing::error!(%error, "exclusive work failed");
@@ -154,9 +186,15 @@ async fn run(
                 Err(_) => break,
             }
         }
-        if commit(&store, batch).await {
-            head.send_replace(store.log_head());
+        let applied = apply(&store, batch).await;
+        // Acknowledged in order: the batch before is synced first.
+        if let Some(batch) = syncing.take() {
+            batch.finish(&head).await;
         }
+        syncing = applied.map(|applied| applied.sync(&store));
+    }
+    if let Some(batch) = syncing.take() {
+        batch.finish(&head).await;
     }
     tracing::debug!("writer stopped");
 }
@@ -167,8 +205,29 @@ type Pending = (
     oneshot::Sender<Result<Vec<ChangeResult>, StoreError>>,
 );
 
-/// Commits a batch and answers its callers; true when it is on disk.
-async fn commit(store: &Arc<dyn Store>, batch: Vec<Pending>) -> bool {
+/// A reply channel and how many outcomes it takes.
+type Reply = (
+    usize,
+    oneshot::Sender<Result<Vec<ChangeResult>, StoreError>>,
+);
+
+/// A batch applied, not yet durable.
+struct AppliedBatch {
+    results: Vec<ChangeResult>,
+    replies: Vec<Reply>,
+    /// The log head after it.
+    head: u64,
+}
+
+/// A batch being synced.
+struct Syncing {
+    applied: AppliedBatch,
+    sync: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+/// Applies a batch on the blocking pool; on failure its callers are told
+/// and `None` is returned.
+async fn apply(store: &Arc<dyn Store>, batch: Vec<Pending>) -> Option<AppliedBatch> {
     let mut changes = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
     for (submitted, reply) in batch {
@@ -177,26 +236,71 @@ async fn commit(store: &Arc<dyn Store>, batch: Vec<Pending>) -> bool {
     }
     let count = changes.len();
     metrics::histogram!("pressroom_write_batch_size").record(count as f64);
-    let store = Arc::clone(store);
-    let outcome = tokio::task::spawn_blocking(move || store.commit(changes, crate::proto::now()))
+    let applying = Arc::clone(store);
+    let outcome = tokio::task::spawn_blocking(move || applying.apply(changes, crate::proto::now()))
         .await
         .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
     match outcome {
-        Ok(results) => {
-            tracing::trace!(changes = count, "batch committed");
-            let mut results = results.into_iter();
-            for (len, reply) in replies {
-                // A caller that went away no longer wants its answer.
-                let _ = reply.send(Ok(results.by_ref().take(len).collect()));
-            }
-            true
-        }
+        Ok((results, head)) => Some(AppliedBatch {
+            results,
+            replies,
+            head,
+        }),
         Err(error) => {
-            tracing::error!(error = %crate::telemetry::chain(&error), changes = count, "commit failed");
-            for (_, reply) in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-            false
+            fail(replies, &error, count);
+            None
         }
+    }
+}
+
+impl AppliedBatch {
+    /// Starts making the batch durable on the blocking pool.
+    fn sync(self, store: &Arc<dyn Store>) -> Syncing {
+        let syncing = Arc::clone(store);
+        let head = self.head;
+        Syncing {
+            applied: self,
+            sync: tokio::task::spawn_blocking(move || syncing.sync(head)),
+        }
+    }
+}
+
+impl Syncing {
+    /// Waits for the sync, then answers the callers and moves the durable
+    /// head (or tells them it failed).
+    async fn finish(self, durable_head: &watch::Sender<u64>) {
+        let AppliedBatch {
+            results,
+            replies,
+            head,
+        } = self.applied;
+        let synced = self
+            .sync
+            .await
+            .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
+        match synced {
+            Ok(()) => {
+                tracing::trace!(changes = results.len(), "batch committed");
+                let mut results = results.into_iter();
+                for (len, reply) in replies {
+                    // A caller that went away no longer wants its answer.
+                    let _ = reply.send(Ok(results.by_ref().take(len).collect()));
+                }
+                durable_head.send_if_modified(|durable| {
+                    let moved = head > *durable;
+                    *durable = (*durable).max(head);
+                    moved
+                });
+            }
+            Err(error) => fail(replies, &error, results.len()),
+        }
+    }
+}
+
+/// Tells every caller of a batch that it failed.
+fn fail(replies: Vec<Reply>, error: &StoreError, changes: usize) {
+    tracing::error!(error = %crate::telemetry::chain(error), changes, "commit failed");
+    for (_, reply) in replies {
+        let _ = reply.send(Err(error.clone()));
     }
 }

@@ -11,6 +11,7 @@ use pressroom::{
         press_release_service_client::PressReleaseServiceClient,
         watch_press_releases_response::Kind,
     },
+    store::SledStore,
 };
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -49,6 +50,16 @@ impl TestServer {
 
     /// Starts a server on an existing data dir.
     pub async fn start_in(dir: Arc<TempDir>, flags: &[&str]) -> Self {
+        Self::launch(dir, None, flags).await
+    }
+
+    /// Starts a server over a store the test opened itself (see
+    /// [`open_store`]) and keeps a handle on.
+    pub async fn start_on_store(dir: Arc<TempDir>, store: Arc<SledStore>) -> Self {
+        Self::launch(dir, Some(store), &[]).await
+    }
+
+    async fn launch(dir: Arc<TempDir>, store: Option<Arc<SledStore>>, flags: &[&str]) -> Self {
         let data_dir = dir.path().join("data");
         let mut args = vec![
             "--listen".to_string(),
@@ -63,9 +74,11 @@ impl TestServer {
         args.extend(flags.iter().map(|f| f.to_string()));
         let config = ServeConfig::from_args(args).unwrap_or_else(|e| panic!("config: {e}"));
         init_logging();
-        let app = App::build(config)
-            .await
-            .unwrap_or_else(|e| panic!("build: {}", pressroom::telemetry::chain(&e)));
+        let app = match store {
+            Some(store) => App::build_on(config, store).await,
+            None => App::build(config).await,
+        }
+        .unwrap_or_else(|e| panic!("build: {}", pressroom::telemetry::chain(&e)));
         let addr = app.local_addr();
         let watchers = app.watchers();
         let health_addr = app.health_addr();
@@ -184,6 +197,16 @@ async fn channel(addr: SocketAddr) -> Channel {
         .connect()
         .await
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Opens the store a server on `dir` would open, for
+/// [`TestServer::start_on_store`].
+pub fn open_store(dir: &TempDir) -> Arc<SledStore> {
+    let store_dir = dir.path().join("data").join("store");
+    std::fs::create_dir_all(&store_dir).unwrap_or_else(|e| panic!("store dir: {e}"));
+    let store = SledStore::open(&store_dir, 16 << 20)
+        .unwrap_or_else(|e| panic!("open the store: {}", pressroom::telemetry::chain(&e)));
+    Arc::new(store)
 }
 
 /// A valid press release with the given headline.
@@ -438,8 +461,26 @@ pub struct Binary {
 impl Binary {
     /// Starts `pressroom serve` with `args` and waits until it listens.
     pub fn serve(args: &[&str]) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::serve_under(&[], env!("CARGO_BIN_EXE_pressroom"), args)
+    }
+
+    /// Starts `binary serve` with `args` under the command `wrapper` (e.g.
+    /// `strace` and its flags; none when empty), and waits until it listens.
+    pub fn serve_under(
+        wrapper: &[&str],
+        binary: &str,
+        args: &[&str],
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pressroom"))
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = std::process::Command::new(program);
+                command.args(wrapper_args).arg(binary);
+                command
+            }
+            None => std::process::Command::new(binary),
+        };
+        let mut child = command
             .arg("serve")
             .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
             .args(args)

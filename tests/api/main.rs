@@ -8,6 +8,7 @@ mod backup;
 mod cli;
 mod crash;
 mod create;
+mod durability;
 mod embargo;
 mod feeds;
 mod formats;

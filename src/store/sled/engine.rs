@@ -15,7 +15,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
 };
 
@@ -34,9 +34,10 @@ use crate::{
 
 use super::{
     backup::{self, RestoreError},
+    durability::Durability,
     layout,
     plan::Plan,
-    record::{corrupt, decode_count, open, open_message, seal, unwrap_record},
+    record::{StoredRelease, corrupt, decode_count, open, open_message, seal, unwrap_record},
     walk::walk,
 };
 
@@ -47,10 +48,13 @@ const FORMAT_VERSION: u32 = 3;
 pub struct SledStore {
     pub(super) db: sled::Db,
     store_id: Uuid,
+    /// The log head as applied: moved before a batch is applied, so that a
+    /// read that sees a change knows it may have to wait for it.
     pub(super) head: AtomicU64,
+    /// The log head as synced, and the syncing.
+    durability: Durability,
     /// Commit times never go backwards, even if the clock does.
     last_commit_time: Mutex<Timestamp>,
-    poisoned: AtomicBool,
     /// Where backups are written before they are streamed.
     scratch: PathBuf,
 }
@@ -77,14 +81,28 @@ impl SledStore {
             }
             None => (0, Timestamp::default()),
         };
+        let durability = Durability::open(path, head).map_err(StoreError::engine)?;
         Ok(Self {
             db,
             store_id,
             head: AtomicU64::new(head),
+            durability,
             last_commit_time: Mutex::new(last_commit_time),
-            poisoned: AtomicBool::new(false),
             scratch,
         })
+    }
+
+    /// Holds every commit after sled has written it and before it is
+    /// synced, until the guard is dropped: a test can see what reads do
+    /// while a change is applied but not yet durable.
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_syncs(&self) -> super::durability::hold::Held<'_> {
+        self.durability.hold()
+    }
+
+    /// Waits, after a read, until everything it may have seen is durable.
+    fn settle(&self) -> Result<(), StoreError> {
+        self.durability.wait_for(self.head.load(Ordering::SeqCst))
     }
 
     fn read_or_init_meta(db: &sled::Db) -> Result<Uuid, StoreError> {
@@ -123,11 +141,19 @@ impl SledStore {
         }
     }
 
+    /// A release's record, once durable: a record whose latest change is
+    /// not on disk yet is waited for, then read again.
     fn read_release(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
         let key = layout::release_key(id);
-        match self.db.get(&key).map_err(StoreError::engine)? {
-            Some(value) => unwrap_record(&key, open_message(&key, &value)?).map(Some),
-            None => Ok(None),
+        loop {
+            let Some(value) = self.db.get(&key).map_err(StoreError::engine)? else {
+                return Ok(None);
+            };
+            let stored: StoredRelease = open_message(&key, &value)?;
+            if stored.last_seq <= self.durability.head() {
+                return unwrap_record(&key, stored).map(Some);
+            }
+            self.durability.wait_for(stored.last_seq)?;
         }
     }
 }
@@ -142,7 +168,17 @@ impl Store for SledStore {
         changes: Vec<Change>,
         commit_time: Timestamp,
     ) -> Result<Vec<ChangeResult>, StoreError> {
-        if self.poisoned.load(Ordering::Acquire) {
+        let (results, head) = self.apply(changes, commit_time)?;
+        self.sync(head)?;
+        Ok(results)
+    }
+
+    fn apply(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Timestamp,
+    ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
+        if self.durability.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
         let mut last_commit_time = self
@@ -156,27 +192,36 @@ impl Store for SledStore {
             .map(|change| plan.apply(change))
             .collect::<Result<Vec<_>, _>>()?;
         let Some((batch, head)) = plan.into_batch() else {
-            return Ok(results);
+            return Ok((results, self.head.load(Ordering::Acquire)));
         };
-        let durable = self
-            .db
-            .apply_batch(batch)
-            .and_then(|()| {
-                self.head.store(head, Ordering::Release);
-                let flushing = std::time::Instant::now();
-                let flushed = self.db.flush();
-                metrics::histogram!("pressroom_flush_seconds")
-                    .record(flushing.elapsed().as_secs_f64());
-                flushed
-            })
-            .map_err(StoreError::engine);
-        if let Err(error) = durable {
-            // What was applied may or may not be on disk; refuse to build on it.
-            self.poisoned.store(true, Ordering::Release);
-            return Err(error);
+        // Moved first: a read that sees any of the batch waits for its sync.
+        self.head.store(head, Ordering::SeqCst);
+        if let Err(error) = self.db.apply_batch(batch) {
+            // What was applied may or may not be there; refuse to build on
+            // it, and let no read show it.
+            self.durability.poison();
+            return Err(StoreError::engine(error));
         }
         *last_commit_time = commit_time;
-        Ok(results)
+        Ok((results, head))
+    }
+
+    fn sync(&self, head: u64) -> Result<(), StoreError> {
+        if self.durability.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        if self.durability.head() >= head {
+            return Ok(());
+        }
+        let syncing = std::time::Instant::now();
+        let synced = self.durability.sync(&self.db);
+        metrics::histogram!("pressroom_flush_seconds").record(syncing.elapsed().as_secs_f64());
+        if let Err(error) = synced {
+            self.durability.poison();
+            return Err(error);
+        }
+        self.durability.advance(head);
+        Ok(())
     }
 
     fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
@@ -208,6 +253,7 @@ impl Store for SledStore {
             }
             Ok(out.len() < limit)
         })?;
+        self.settle()?;
         Ok(out)
     }
 
@@ -216,6 +262,8 @@ impl Store for SledStore {
         query: &ListQuery,
         visit: &mut dyn FnMut(Timestamp),
     ) -> Result<(), StoreError> {
+        // Settled first: what is visited cannot be taken back.
+        self.settle()?;
         walk(&self.db, query, None, &mut |position| {
             visit(position.publish_time());
             Ok(true)
@@ -224,10 +272,12 @@ impl Store for SledStore {
 
     fn published_total(&self) -> Result<u64, StoreError> {
         let key = layout::total_count_key();
-        match self.db.get(&key).map_err(StoreError::engine)? {
-            Some(value) => decode_count(&key, &value),
-            None => Ok(0),
-        }
+        let total = match self.db.get(&key).map_err(StoreError::engine)? {
+            Some(value) => decode_count(&key, &value)?,
+            None => 0,
+        };
+        self.settle()?;
+        Ok(total)
     }
 
     fn published_per_hour(
@@ -247,6 +297,7 @@ impl Store for SledStore {
             let hour = layout::hour_from_count_key(&key).ok_or_else(|| corrupt(&key))?;
             out.push((hour, decode_count(&key, &value)?));
         }
+        self.settle()?;
         Ok(out)
     }
 
@@ -315,6 +366,7 @@ impl Store for SledStore {
                 out.push(release);
             }
         }
+        self.settle()?;
         Ok(out)
     }
 
@@ -343,7 +395,7 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(StoreError::engine)
+        self.durability.sync(&self.db)
     }
 }
 

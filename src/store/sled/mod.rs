@@ -2,6 +2,8 @@
 //! [`Store`](crate::store::Store) trait. Split by job:
 //!
 //! - `engine`: the [`SledStore`] itself: opening, the `Store` impl, reads.
+//! - `durability`: what makes a commit durable (flush, then fsync), and the
+//!   durable head reads wait for.
 //! - `plan`: how a commit's changes become one atomic sled batch.
 //! - `walk`: the index walk (leapfrog join of facet indexes) behind `List`.
 //! - `layout`: the key layout of the one keyspace.
@@ -12,6 +14,7 @@
 //! Nothing outside this folder knows sled's keys, values or files.
 
 mod backup;
+mod durability;
 mod engine;
 mod export;
 mod layout;

@@ -23,8 +23,8 @@ use crate::{
 use super::{
     layout,
     record::{
-        SourceClaim, StoredRelease, corrupt, decode_count, encode_stored, open, open_message, seal,
-        seal_message, unwrap_record,
+        SourceClaim, StoredRelease, corrupt, decode_count, open, open_message, seal, seal_message,
+        seal_stored, unwrap_record,
     },
 };
 
@@ -226,10 +226,7 @@ impl<'a> Plan<'a> {
             self.count(release, 1)?;
         }
         self.seq += 1;
-        self.put(
-            layout::release_key(id),
-            seal(&encode_stored(release, self.seq)),
-        );
+        self.put(layout::release_key(id), seal_stored(release, self.seq));
         let (prev_seq, prev_visible) = match previous {
             Some((previous, last_seq)) => (last_seq, visible(previous)),
             None => (0, false),

@@ -61,11 +61,15 @@ pub(crate) struct SourceClaim {
     pub fingerprint: Vec<u8>,
 }
 
-/// A `StoredRelease` encoded from a borrowed record (no copy of it first).
-pub(crate) fn encode_stored(release: &PressRelease, last_seq: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(release.encoded_len() + 16);
+/// A `StoredRelease` encoded from a borrowed record (no copy of it first),
+/// sealed (encoded in place after room for the checksum: no second copy).
+pub(crate) fn seal_stored(release: &PressRelease, last_seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + release.encoded_len() + 16);
+    out.extend_from_slice(&[0; 4]);
     prost::encoding::message::encode(1, release, &mut out);
     prost::encoding::uint64::encode(2, &last_seq, &mut out);
+    let sum = crc32fast::hash(&out[4..]).to_le_bytes();
+    out[..4].copy_from_slice(&sum);
     out
 }
 
@@ -113,6 +117,23 @@ mod tests {
                 "expected the flipped bit to be detected"
             );
         }
+    }
+
+    #[test]
+    fn a_record_sealed_in_place_opens_as_sealed_after() {
+        let release = PressRelease {
+            headline: "Sealed".into(),
+            ..Default::default()
+        };
+        let sealed = seal_stored(&release, 7);
+        let stored: Result<StoredRelease, _> = open_message(b"k", &sealed);
+        assert_eq!(
+            stored.ok(),
+            Some(StoredRelease {
+                release: Some(release),
+                last_seq: 7
+            })
+        );
     }
 
     #[test]
