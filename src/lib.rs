@@ -23,8 +23,11 @@
 //!   PostgreSQL shared by replicas) own the keys, the indexes and the
 //!   change log.
 //! - [`feed`]: readers of the change log: watch streams (history, then
-//!   live) and the embargo scheduler.
-//! - [`search`]: the tantivy full-text index, one more reader of the log.
+//!   live, optionally narrowed by a standing text query) and the embargo
+//!   scheduler.
+//! - [`search`]: the tantivy full-text index, one more reader of the log,
+//!   and the matcher of standing queries (search's semantics without an
+//!   index).
 //! - [`syndication`]: RSS, Atom and JSON Feed over HTTP, for consumers that
 //!   do not speak gRPC: built from the domain's List and Search, with the
 //!   same keys and limits, and conditional GET.

@@ -332,6 +332,7 @@ pub fn scan(
                 r#type: EventType::Created as i32,
                 press_release: Some(release.clone()),
                 commit_time: entry.commit_time,
+                highlights: Vec::new(),
             })),
         })
         .collect();

@@ -68,15 +68,36 @@ const FLAGS: &[&str] = &["--max-watchers-per-key", "10000"];
 const HELD_PER_WATCHER: usize = 16 + 32;
 
 /// What one live watcher received.
-struct Watcher {
+pub struct Watcher {
     /// When the times in `received` count from.
-    epoch: Instant,
+    pub epoch: Instant,
     /// Item numbers and when they arrived (µs since `epoch`), kept small:
     /// this is the benchmark's own memory.
-    received: Mutex<Vec<(u32, u32)>>,
-    count: AtomicUsize,
+    pub received: Mutex<Vec<(u32, u32)>>,
+    pub count: AtomicUsize,
     /// Has had its first progress (it is following).
-    ready: AtomicBool,
+    pub ready: AtomicBool,
+}
+
+impl Watcher {
+    /// A watcher whose times count from `epoch`.
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            epoch,
+            received: Mutex::default(),
+            count: AtomicUsize::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Forgets what was received, to count a new phase.
+    pub fn reset(&self, room: usize) {
+        let mut received = lock(&self.received);
+        received.clear();
+        received.reserve(room);
+        drop(received);
+        self.count.store(0, Ordering::Release);
+    }
 }
 
 /// The figures of one phase.
@@ -140,12 +161,7 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
             .watch_press_releases(WatchPressReleasesRequest::default())
             .await?
             .into_inner();
-        let watcher = Arc::new(Watcher {
-            epoch,
-            received: Mutex::default(),
-            count: AtomicUsize::new(0),
-            ready: AtomicBool::new(false),
-        });
+        let watcher = Arc::new(Watcher::new(epoch));
         readers.push(tokio::spawn(follow(stream, Arc::clone(&watcher))));
         watchers.push(watcher);
     }
@@ -260,7 +276,7 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
 }
 
 /// Reads a watch stream, noting when each event arrives.
-async fn follow(mut stream: Streaming<WatchPressReleasesResponse>, watcher: Arc<Watcher>) {
+pub async fn follow(mut stream: Streaming<WatchPressReleasesResponse>, watcher: Arc<Watcher>) {
     while let Ok(Some(message)) = stream.message().await {
         let at = Instant::now();
         match message.kind {
@@ -278,7 +294,7 @@ async fn follow(mut stream: Streaming<WatchPressReleasesResponse>, watcher: Arc<
 }
 
 /// The generator's number of a release (the end of its source item id).
-fn item_number(release: &PressRelease) -> Option<u32> {
+pub fn item_number(release: &PressRelease) -> Option<u32> {
     release
         .source
         .as_ref()?
@@ -289,7 +305,7 @@ fn item_number(release: &PressRelease) -> Option<u32> {
         .ok()
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -304,18 +320,87 @@ async fn phase(
     let writes = (rate * duration.as_secs_f64()).round().max(1.0) as usize;
     let releases = generator.releases(writes);
     for watcher in watchers {
-        let mut received = lock(&watcher.received);
-        received.clear();
-        received.reserve(writes);
-        drop(received);
-        watcher.count.store(0, Ordering::Release);
+        watcher.reset(writes);
     }
-    let oks: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = tokio::spawn(sample_rss(Arc::clone(&sampling)));
     let cpu_before = cpu_time();
+    let run = write_at_rate(channels, releases, rate).await?;
+    let drained_by = Instant::now() + DRAIN;
+    while watchers
+        .iter()
+        .any(|w| w.count.load(Ordering::Acquire) < run.written)
+        && Instant::now() < drained_by
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cpu = cpu_before.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a));
+    sampling.store(false, Ordering::Release);
+    let rss = sampler.await?;
+
+    let mut latencies = Latencies::with_capacity(run.written * watchers.len());
+    let mut last_receipt = run.started;
+    for watcher in watchers {
+        for (item, micros) in lock(&watcher.received).drain(..) {
+            let at = watcher.epoch + Duration::from_micros(u64::from(micros));
+            if let Some(ok) = run.oks.get(&item) {
+                latencies.push(at.saturating_duration_since(*ok));
+                last_receipt = last_receipt.max(at);
+            }
+        }
+    }
+    let deliveries = latencies.len();
+    let lost = (run.written * watchers.len()).saturating_sub(deliveries);
+    for _ in 0..lost {
+        latencies.push(DRAIN);
+    }
+    Ok(Phase {
+        rate,
+        achieved: run.achieved(),
+        errors: run.errors,
+        deliveries,
+        deliveries_per_second: per_second(
+            deliveries,
+            last_receipt.saturating_duration_since(run.started),
+        ),
+        lost,
+        latencies,
+        rss,
+        cpu_per_delivery: cpu.map(|c| c / deliveries.max(1) as u32),
+    })
+}
+
+/// What a run of writes at a fixed rate did.
+pub struct Written {
+    /// When each release written was acknowledged, by item number.
+    pub oks: HashMap<u32, Instant>,
+    pub written: usize,
+    pub errors: usize,
+    pub started: Instant,
+}
+
+impl Written {
+    /// The rate achieved: writes per second until the last OK.
+    pub fn achieved(&self) -> f64 {
+        let last_ok = self.oks.values().max().copied().unwrap_or(self.started);
+        per_second(
+            self.written,
+            last_ok.saturating_duration_since(self.started),
+        )
+    }
+}
+
+/// Writes `releases` at `rate`, each its own call started on schedule (an
+/// open loop: a slow write does not slow the rate); returns when every
+/// call has been answered.
+pub async fn write_at_rate(
+    channels: &[Channel],
+    releases: Vec<PressRelease>,
+    rate: f64,
+) -> BenchResult<Written> {
+    let oks: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
     let started = Instant::now();
-    let mut writers = Vec::with_capacity(writes);
+    let mut writers = Vec::with_capacity(releases.len());
     for (k, release) in releases.into_iter().enumerate() {
         let due = started + Duration::from_secs_f64(k as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
@@ -347,54 +432,17 @@ async fn phase(
             errors += 1;
         }
     }
-    let last_ok = lock(&oks).values().max().copied().unwrap_or(started);
-    let drained_by = Instant::now() + DRAIN;
-    while watchers
-        .iter()
-        .any(|w| w.count.load(Ordering::Acquire) < written)
-        && Instant::now() < drained_by
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let cpu = cpu_before.zip(cpu_time()).map(|(a, b)| b.saturating_sub(a));
-    sampling.store(false, Ordering::Release);
-    let rss = sampler.await?;
-
-    let oks = lock(&oks);
-    let mut latencies = Latencies::with_capacity(written * watchers.len());
-    let mut last_receipt = started;
-    for watcher in watchers {
-        for (item, micros) in lock(&watcher.received).drain(..) {
-            let at = watcher.epoch + Duration::from_micros(u64::from(micros));
-            if let Some(ok) = oks.get(&item) {
-                latencies.push(at.saturating_duration_since(*ok));
-                last_receipt = last_receipt.max(at);
-            }
-        }
-    }
-    let deliveries = latencies.len();
-    let lost = (written * watchers.len()).saturating_sub(deliveries);
-    for _ in 0..lost {
-        latencies.push(DRAIN);
-    }
-    Ok(Phase {
-        rate,
-        achieved: per_second(written, last_ok.saturating_duration_since(started)),
+    let oks = std::mem::take(&mut *lock(&oks));
+    Ok(Written {
+        oks,
+        written,
         errors,
-        deliveries,
-        deliveries_per_second: per_second(
-            deliveries,
-            last_receipt.saturating_duration_since(started),
-        ),
-        lost,
-        latencies,
-        rss,
-        cpu_per_delivery: cpu.map(|c| c / deliveries.max(1) as u32),
+        started,
     })
 }
 
 /// Samples this process's memory every 100 ms until told to stop.
-async fn sample_rss(sampling: Arc<AtomicBool>) -> Vec<u64> {
+pub async fn sample_rss(sampling: Arc<AtomicBool>) -> Vec<u64> {
     let mut samples = Vec::new();
     while sampling.load(Ordering::Acquire) {
         if let Some(rss) = rss_bytes() {
@@ -409,7 +457,7 @@ async fn sample_rss(sampling: Arc<AtomicBool>) -> Vec<u64> {
 }
 
 /// The memory at the middle and at the end of a series of samples.
-fn halves(samples: &[u64]) -> (u64, u64) {
+pub fn halves(samples: &[u64]) -> (u64, u64) {
     let mid = samples.get(samples.len() / 2).copied().unwrap_or(0);
     let end = samples.last().copied().unwrap_or(0);
     (mid, end)
@@ -417,7 +465,7 @@ fn halves(samples: &[u64]) -> (u64, u64) {
 
 /// Whether memory stayed flat from `mid` to `end`: it grew by at most
 /// 16 MiB or 5%, whichever is more.
-fn is_flat(mid: u64, end: u64) -> bool {
+pub fn is_flat(mid: u64, end: u64) -> bool {
     let allowed = (16 * 1024 * 1024).max(mid / 20);
     end <= mid + allowed
 }

@@ -6,7 +6,7 @@
 //! and others rare (as on a real wire). Every body names the wire
 //! (`Benchwire`), so one search word matches every release.
 
-mod vocabulary;
+pub mod vocabulary;
 
 use pressroom::proto::{
     Timestamp,

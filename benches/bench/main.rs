@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds]
+//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -18,13 +18,14 @@
 //!   scenarios, and the in-process references that need the store itself.
 //! - [`measure`]: latencies, percentiles, memory, the summary.
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
-//!   [`list`], [`search`], [`feeds`].
+//!   [`list`], [`search`], [`feeds`], [`alerts`].
 
 /// The allocator the `pressroom` binary uses, so that what is measured is
 /// what ships (the references run on it too).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod alerts;
 mod corpus;
 mod echo;
 mod fanout;
@@ -49,8 +50,8 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The scenarios, in the order they run: those on fresh data dirs first,
 /// then those reading the corpus (the list reference needs the store before
 /// the server holds it).
-const SCENARIOS: [&str; 7] = [
-    "fanout", "ingest", "list", "get", "replay", "search", "feeds",
+const SCENARIOS: [&str; 8] = [
+    "fanout", "ingest", "list", "get", "replay", "search", "feeds", "alerts",
 ];
 
 /// The sizes and durations of a run.
@@ -127,7 +128,7 @@ impl Plan {
 }
 
 const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
-scenarios: get ingest fanout replay list search feeds (default: all)
+scenarios: get ingest fanout replay list search feeds alerts (default: all)
   --quick   about a minute: smaller corpus, shorter phases
   --bench   given by `cargo bench`; without it (e.g. under `cargo test
             --all-targets`) nothing is run";
@@ -210,6 +211,7 @@ async fn run_scenarios(plan: &Plan, selected: &[&str]) -> BenchResult<usize> {
             "replay" => replay::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "search" => search::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "feeds" => feeds::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
+            "alerts" => alerts::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             _ => {}
         }
     }

@@ -51,6 +51,16 @@ impl Latencies {
     }
 }
 
+/// The CPU time of the calling thread so far (from
+/// `/proc/thread-self/schedstat`, in nanoseconds); zero where unavailable.
+pub fn thread_cpu_time() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
 /// The resident memory of this process (VmRSS), in bytes.
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -26,12 +26,12 @@ use crate::{
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// What one replay received.
-struct Replayed {
-    events: usize,
-    bytes: usize,
-    elapsed: Duration,
+pub struct Replayed {
+    pub events: usize,
+    pub bytes: usize,
+    pub elapsed: Duration,
     /// CPU time of the process (server and client).
-    cpu: Duration,
+    pub cpu: Duration,
 }
 
 impl Replayed {
@@ -62,8 +62,8 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
     let mut on_server = Vec::with_capacity(plan.replays);
     let mut on_echo = Vec::with_capacity(plan.replays);
     for _ in 0..plan.replays {
-        on_server.push(replay(addr).await?);
-        on_echo.push(replay(echo.addr).await?);
+        on_server.push(replay(addr, "", false).await?);
+        on_echo.push(replay(echo.addr, "", false).await?);
     }
     echo.stop().await?;
     let pairs: Vec<f64> = on_server
@@ -122,14 +122,19 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
 }
 
 /// The median replay, by speed.
-fn typical(mut replays: Vec<Replayed>) -> Option<Replayed> {
+pub fn typical(mut replays: Vec<Replayed>) -> Option<Replayed> {
     replays.sort_by_key(|r| r.elapsed);
     let middle = replays.len() / 2;
     replays.into_iter().nth(middle)
 }
 
-/// Watches from the beginning until caught up.
-async fn replay(addr: std::net::SocketAddr) -> BenchResult<Replayed> {
+/// Watches from the beginning until caught up, with a text query unless
+/// `query` is empty (and its highlights if `highlight`).
+pub async fn replay(
+    addr: std::net::SocketAddr,
+    query: &str,
+    highlight: bool,
+) -> BenchResult<Replayed> {
     let mut client = server::client(server::connect(addr).await?);
     let cpu = cpu_time();
     let started = Instant::now();
@@ -137,6 +142,8 @@ async fn replay(addr: std::net::SocketAddr) -> BenchResult<Replayed> {
     let mut stream = client
         .watch_press_releases(WatchPressReleasesRequest {
             start: Some(Start::Position(StartPosition::Beginning as i32)),
+            query: query.to_string(),
+            highlight,
             ..Default::default()
         })
         .await?

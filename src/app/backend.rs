@@ -90,6 +90,7 @@ impl Backend {
         let feed = Feed::new(
             Arc::clone(&engine),
             &writer,
+            search.clone(),
             FeedSettings {
                 progress_interval: config.watch_progress_interval,
                 buffer: config.watch_buffer,

@@ -31,6 +31,14 @@ pub struct WatchArgs {
     output: OutputArgs,
     #[command(flatten)]
     filter: FacetArgs,
+    /// Only releases matching this search query, e.g. `acquisition OR
+    /// merger -rumour issuer:acme` (the language of `pressroom search`).
+    #[arg(long)]
+    query: Option<String>,
+    /// With --query: show where each release matched (snippets with the
+    /// query's words marked).
+    #[arg(long, requires = "query")]
+    highlight: bool,
     /// Only releases published at or after this time (`--after` names a
     /// cursor here).
     #[arg(long, value_parser = parse_time)]
@@ -78,6 +86,8 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
                 .filter
                 .to_filter(args.published_after, args.published_before),
             start: Some(start),
+            query: args.query.clone().unwrap_or_default(),
+            highlight: args.highlight,
         })
         .await?
         .into_inner();
@@ -137,7 +147,26 @@ fn print_event(event: &PressReleaseEvent, format: Format) -> Result<(), ClientEr
         output::time(event.commit_time),
         release.name,
         crate::text::cut(&release.headline, 80)
-    ))
+    ))?;
+    // With a query: where it matched, the body's snippet first.
+    let snippet = event
+        .highlights
+        .iter()
+        .find(|h| h.field == "body")
+        .or(event.highlights.first());
+    match snippet {
+        Some(highlight) => output::line(&format!(
+            "    {}",
+            crate::text::cut(
+                &highlight
+                    .snippet
+                    .replace("<mark>", "[")
+                    .replace("</mark>", "]"),
+                120
+            )
+        )),
+        None => Ok(()),
+    }
 }
 
 fn read_cursor(path: &Path) -> Result<Option<String>, ClientError> {

@@ -1,8 +1,9 @@
 //! `CreatePressRelease`: one new press release, checked (off the async
-//! threads when its body is HTML: sanitising is CPU work) and committed
-//! through the writer; idempotent by request id and by source, where a later
-//! version of a stored source updates it (`versions`). Import items go
-//! through the same checks ([`prepare_import`]).
+//! threads when its body is HTML or large: sanitising and hashing are CPU
+//! work) and committed through the writer; idempotent by request id and by
+//! source, where a later version of a stored source updates it
+//! (`versions`). Import items go through the same checks
+//! ([`prepare_import`]).
 
 use super::{DomainError, PressReleases, record, validate::Violations, versions};
 use crate::{

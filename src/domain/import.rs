@@ -45,6 +45,7 @@ impl PressReleases {
         // flight.
         let slots = Arc::new(tokio::sync::Semaphore::new(3));
         let mut queued: Option<tokio::sync::oneshot::Receiver<()>> = None;
+        let mut superseded: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let mut batch: Vec<(i64, ImportPressReleasesRequest)> = Vec::with_capacity(IMPORT_BATCH);
         let mut tail: Option<ImportTask> = None;
         let mut index = 0i64;
@@ -64,6 +65,9 @@ impl PressReleases {
                 let previous_queued = queued.take();
                 let (now_queued, queued_signal) = tokio::sync::oneshot::channel();
                 queued = Some(queued_signal);
+                let superseded_before = superseded.take();
+                let (now_superseded, superseded_signal) = tokio::sync::oneshot::channel();
+                superseded = Some(superseded_signal);
                 let writer = self.writer.clone();
                 let checking = std::mem::take(&mut batch);
                 tail = Some(tokio::spawn(async move {
@@ -81,7 +85,12 @@ impl PressReleases {
                         // order holds either way.
                         let _ = previous_queued.await;
                     }
-                    let committed = commit_import(&writer, checked, now_queued).await;
+                    let order = Order {
+                        queued: now_queued,
+                        superseded_before,
+                        superseded: now_superseded,
+                    };
+                    let committed = commit_import(&writer, checked, order).await;
                     let mut summary = match previous {
                         Some(previous) => join_import(previous).await?,
                         None => ImportSummary::default(),
@@ -119,13 +128,25 @@ async fn join_import(task: ImportTask) -> Result<ImportSummary, DomainError> {
     task.await.map_err(DomainError::from_join)?
 }
 
-/// Commits the items of a batch that passed their checks, in one submission;
-/// says on `queued` once it is queued for the writer.
+/// How a batch keeps its place in the stream's order: it says when its
+/// creates are queued for the writer (`queued`, which lets the next batch
+/// queue its own), and settles later versions of stored sources only after
+/// the batch before has (`superseded_before`), saying so on `superseded`.
+struct Order {
+    queued: tokio::sync::oneshot::Sender<()>,
+    superseded_before: Option<tokio::sync::oneshot::Receiver<()>>,
+    superseded: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Commits the items of a batch that passed their checks, in one submission
+/// (then the later versions of stored sources among them), in the stream's
+/// order (see [`Order`]).
 async fn commit_import(
     writer: &Writer,
     checked: Vec<(i64, Result<NewRelease, DomainError>)>,
-    queued: tokio::sync::oneshot::Sender<()>,
+    order: Order,
 ) -> Result<ImportSummary, DomainError> {
+    let queued = order.queued;
     let mut summary = ImportSummary::default();
     let mut indexes = Vec::with_capacity(checked.len());
     let mut changes = Vec::with_capacity(checked.len());
@@ -141,6 +162,10 @@ async fn commit_import(
     }
     if changes.is_empty() {
         let _ = queued.send(());
+        if let Some(before) = order.superseded_before {
+            let _ = before.await;
+        }
+        let _ = order.superseded.send(());
         return Ok(summary);
     }
     let committed = writer.enqueue_all(changes).await?;
@@ -157,7 +182,14 @@ async fn commit_import(
             (Err(rejected), _) => summary.failed.push((index, create_rejected(rejected))),
         }
     }
-    for (index, outcome) in versions::supersede_all(writer, later_versions).await? {
+    // Later versions are settled in the stream's order too: after those of
+    // the batches before.
+    if let Some(before) = order.superseded_before {
+        let _ = before.await;
+    }
+    let outcomes = versions::supersede_all(writer, later_versions).await;
+    let _ = order.superseded.send(());
+    for (index, outcome) in outcomes? {
         match outcome {
             Ok(versions::VersionOutcome::Updated(_)) => summary.updated += 1,
             Ok(versions::VersionOutcome::Older(_)) => summary.duplicates += 1,

@@ -42,7 +42,7 @@ pub use embargo::Publishing;
 pub use error::{DomainError, FieldViolation};
 pub use import::{IMPORT_BATCH, ImportSummary};
 pub use list::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-pub use search::{MAX_SEARCH_PAGE_SIZE, check_query};
+pub use search::{MAX_SEARCH_PAGE_SIZE, check_query, standing_query};
 
 use crate::{
     proto::v1::{GetPressReleaseRequest, PressRelease, press_release::State},

@@ -10,7 +10,7 @@ use crate::{
         Highlight, SearchPressReleasesRequest, SearchPressReleasesResponse, SearchResult,
         press_release::State,
     },
-    search::{Order, query},
+    search::{Order, query, standing::StandingQuery},
 };
 
 /// Default page size of search.
@@ -21,6 +21,23 @@ pub const MAX_SEARCH_PAGE_SIZE: usize = 100;
 const MAX_QUERY_CHARS: usize = 1_000;
 /// Deepest result that can be paged to.
 const MAX_OFFSET: u64 = 10_000;
+
+/// Checks and parses a query of the search language.
+fn parse_query(text: &str) -> Result<query::Query, DomainError> {
+    let mut v = Violations::default();
+    v.line("query", text, MAX_QUERY_CHARS);
+    v.into_result()?;
+    query::parse(text).map_err(|e| DomainError::invalid("query", e.to_string()))
+}
+
+/// Checks, parses and analyses the text query of a watch stream: the
+/// search language with search's limits and errors.
+pub fn standing_query(text: &str) -> Result<(query::Query, StandingQuery), DomainError> {
+    let parsed = parse_query(text)?;
+    let standing =
+        StandingQuery::new(&parsed).map_err(|e| DomainError::invalid("query", e.to_string()))?;
+    Ok((parsed, standing))
+}
 
 impl PressReleases {
     /// Searches published press releases.
@@ -46,8 +63,7 @@ impl PressReleases {
             0 => DEFAULT_SEARCH_PAGE_SIZE,
             size => (size as usize).min(MAX_SEARCH_PAGE_SIZE),
         };
-        let parsed = query::parse(&request.query)
-            .map_err(|e| DomainError::invalid("query", e.to_string()))?;
+        let parsed = parse_query(&request.query)?;
         let list_query = filter::to_query(request.filter.as_ref(), "filter")?;
         let fingerprint = filter::fingerprint(
             &list_query,
@@ -110,11 +126,7 @@ impl PressReleases {
 /// Checks the text of a search query as [`PressReleases::search`] does
 /// (length, characters, syntax) without running it, with the same error.
 pub fn check_query(text: &str) -> Result<(), DomainError> {
-    let mut v = Violations::default();
-    v.line("query", text, MAX_QUERY_CHARS);
-    v.into_result()?;
-    query::parse(text).map_err(|e| DomainError::invalid("query", e.to_string()))?;
-    Ok(())
+    parse_query(text).map(drop)
 }
 
 /// The order an `order_by` names; `None` if it names none we know.

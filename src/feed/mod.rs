@@ -10,6 +10,7 @@
 
 pub mod cursor;
 pub mod embargo;
+mod queries;
 mod selection;
 mod tail;
 mod watch;
@@ -30,11 +31,12 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    domain::{Caller, DomainError, filter, validate},
+    domain::{Caller, DomainError, filter, standing_query, validate},
     proto::v1::{
         StartPosition, WatchPressReleasesRequest, WatchPressReleasesResponse,
         watch_press_releases_request::Start,
     },
+    search::SearchIndex,
     store::{Store, Writer},
 };
 use cursor::Cursor;
@@ -64,6 +66,8 @@ pub struct Feed {
 
 struct Shared {
     store: Arc<dyn Store>,
+    /// Answers, for history, which releases match a stream's query.
+    search: SearchIndex,
     durable_head: tokio_watch::Receiver<u64>,
     /// The recent changes, read once for all streams.
     tail: Arc<tail::Tail>,
@@ -82,6 +86,7 @@ impl Feed {
     pub fn new(
         store: Arc<dyn Store>,
         writer: &Writer,
+        search: SearchIndex,
         settings: FeedSettings,
         stop: CancellationToken,
         watchers: WatcherRegistry,
@@ -100,6 +105,7 @@ impl Feed {
         Self {
             shared: Arc::new(Shared {
                 store,
+                search,
                 durable_head,
                 tail,
                 tail_head,
@@ -134,6 +140,19 @@ impl Feed {
         caller: &Caller,
     ) -> Result<WatchStream, DomainError> {
         let query = filter::to_query(request.filter.as_ref(), "filter")?;
+        let text = match request.query.as_str() {
+            "" => None,
+            text => {
+                let (parsed, standing) = standing_query(text)?;
+                Some(self.shared.watchers.queries.open(standing, parsed))
+            }
+        };
+        if request.highlight && text.is_none() {
+            return Err(DomainError::invalid(
+                "highlight",
+                "needs a query: highlights mark the query's words",
+            ));
+        }
         let start = self.start_position(request.start)?;
         let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));
         let stats = self
@@ -142,7 +161,7 @@ impl Feed {
             .register(start, &caller.name, &self.shared.settings)?;
         let task = watch::Reader {
             shared: Arc::clone(&self.shared),
-            selection: Selection::new(query),
+            selection: Selection::new(query, text, request.highlight),
             start,
             sender,
             stats: Arc::clone(&stats),
@@ -214,11 +233,15 @@ impl Stream for WatchStream {
     }
 }
 
+pub use queries::QueryStats;
+
 /// The watch streams that are open, and what each holds.
 #[derive(Clone, Default)]
 pub struct WatcherRegistry {
     streams: Arc<Mutex<HashMap<u64, Arc<WatcherStats>>>>,
     next_id: Arc<AtomicU64>,
+    /// The text queries of the open streams.
+    queries: queries::OpenQueries,
 }
 
 /// What one watch stream holds and how far it has read.
@@ -262,6 +285,12 @@ impl WatcherRegistry {
             .collect();
         out.sort_by_key(|(id, _)| *id);
         out.into_iter().map(|(_, snapshot)| snapshot).collect()
+    }
+
+    /// How the open streams' text queries stand, and what matching changes
+    /// against them has cost.
+    pub fn queries(&self) -> QueryStats {
+        self.queries.stats()
     }
 
     /// How many streams are open.

@@ -9,19 +9,27 @@
 //! consumer. While no stream is open the follower keeps the entries
 //! without their records (no reads, no memory for nobody); a stream that
 //! meets such an entry reads the record from the store.
+//!
+//! When streams with text queries are open, the follower also matches each
+//! published version it reads against all of their queries at once (see
+//! [`OpenQueries`]) and keeps the outcome beside the record, with the
+//! highlights each query's streams asked for.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
 };
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::WatcherRegistry;
+use super::{
+    WatcherRegistry,
+    queries::{Matched, OpenQueries, QueryGroup},
+};
 use crate::{
-    proto::v1::PressRelease,
+    proto::v1::{Highlight, PressRelease, press_release::State},
     store::{LogEntry, Store, StoreError},
     telemetry,
 };
@@ -37,6 +45,41 @@ pub(super) struct TailEntry {
     /// `None` if the release was not read (no stream was open) or is gone:
     /// the store has the answer.
     pub(super) release: Option<Arc<PressRelease>>,
+    /// Which open queries the release matched, if it was read, published,
+    /// and any stream had a query.
+    pub(super) matched: Option<Matched>,
+    /// Highlights made for the release, per query group.
+    highlights: Mutex<Vec<(u64, Arc<[Highlight]>)>>,
+}
+
+impl TailEntry {
+    fn new(entry: LogEntry, release: Option<Arc<PressRelease>>, matched: Option<Matched>) -> Self {
+        Self {
+            entry,
+            release,
+            matched,
+            highlights: Mutex::default(),
+        }
+    }
+
+    /// The highlights of `group`'s words in `release` (this entry's version
+    /// of it), made once for all the group's streams.
+    pub(super) fn highlights(
+        &self,
+        group: &QueryGroup,
+        release: &PressRelease,
+    ) -> Arc<[Highlight]> {
+        let mut made = self
+            .highlights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, highlights)) = made.iter().find(|(id, _)| *id == group.id()) {
+            return Arc::clone(highlights);
+        }
+        let highlights: Arc<[Highlight]> = group.highlights(release).into();
+        made.push((group.id(), Arc::clone(&highlights)));
+        highlights
+    }
 }
 
 /// The recent changes.
@@ -93,13 +136,15 @@ impl Tail {
         inner.latest.get(id).copied()
     }
 
-    fn append(&self, new: Vec<TailEntry>) {
+    /// Takes in new entries; returns them as the tail holds them.
+    fn append(&self, new: Vec<TailEntry>) -> Vec<Arc<TailEntry>> {
+        let new: Vec<Arc<TailEntry>> = new.into_iter().map(Arc::new).collect();
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        for tail_entry in new {
+        for tail_entry in &new {
             if let Ok(id) = Uuid::from_slice(&tail_entry.entry.release_id) {
                 inner.latest.insert(id, tail_entry.entry.seq);
             }
-            inner.entries.push_back(Arc::new(tail_entry));
+            inner.entries.push_back(Arc::clone(tail_entry));
         }
         while inner.entries.len() > CAPACITY {
             let Some(old) = inner.entries.pop_front() else {
@@ -111,6 +156,7 @@ impl Tail {
                 inner.latest.remove(&id);
             }
         }
+        new
     }
 }
 
@@ -130,8 +176,9 @@ pub(super) async fn follow(
         if position < durable {
             let reading = Arc::clone(&store);
             let with_records = watchers.active() > 0;
+            let queries = watchers.queries.clone();
             let read = tokio::task::spawn_blocking(move || {
-                read(&*reading, position, durable, with_records)
+                read(&*reading, &queries, position, durable, with_records)
             })
             .await;
             match read {
@@ -139,8 +186,9 @@ pub(super) async fn follow(
                     if let Some(last) = entries.last() {
                         position = last.entry.seq;
                     }
-                    tail.append(entries);
+                    let appended = tail.append(entries);
                     tail_head.send_replace(position);
+                    watchers.queries.announce(&appended);
                     continue;
                 }
                 Ok(Err(error)) => {
@@ -166,6 +214,7 @@ pub(super) async fn follow(
 
 fn read(
     store: &dyn Store,
+    queries: &OpenQueries,
     after: u64,
     durable: u64,
     with_records: bool,
@@ -176,7 +225,13 @@ fn read(
             Ok(id) if with_records => store.get(&id)?.map(Arc::new),
             _ => None,
         };
-        out.push(TailEntry { entry, release });
+        // Only the version this change made can be matched for it (a later
+        // change may already have replaced the record read).
+        let matched = release
+            .as_ref()
+            .filter(|r| r.revision == entry.revision && r.state() == State::Published)
+            .and_then(|r| queries.match_release(r));
+        out.push(TailEntry::new(entry, release, matched));
     }
     Ok(out)
 }

@@ -2,8 +2,9 @@
 //! its position up to the tail's head (recent changes from the shared tail,
 //! older ones from the store), turns entries into events (see
 //! [`Selection`]), and waits on its consumer's bounded buffer; when it has
-//! caught up it waits for the head to move. It sends a Progress once caught
-//! up and whenever nothing was sent for the progress interval.
+//! caught up it waits for the head to move (a stream with a query, for a
+//! change that may concern it). It sends a Progress once caught up and
+//! whenever nothing was sent for the progress interval.
 
 use std::{collections::VecDeque, sync::Arc};
 
@@ -13,15 +14,17 @@ use uuid::Uuid;
 use super::{
     Shared, WatchItem, WatcherStats,
     cursor::Cursor,
-    selection::{Selection, Source},
+    selection::{Indexed, Selection, Source, Version},
+    tail::TailEntry,
 };
 use crate::{
     domain::DomainError,
     proto::v1::{
-        PressRelease, PressReleaseEvent, Progress, WatchPressReleasesResponse,
+        EventType, PressRelease, PressReleaseEvent, Progress, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
     store::{LogEntry, StoreError},
+    telemetry,
 };
 
 /// Most log entries read in one go.
@@ -71,13 +74,21 @@ impl Reader {
         // Entries read but not yet turned into events (a chunk stops at
         // CHUNK_EVENTS events).
         let mut pending = VecDeque::new();
+        // What the search index said of the entries in `pending`.
+        let mut indexed = Indexed::default();
         let mut caught_up = false;
         let mut last_sent = Instant::now();
+        // A stream with a query, once live, sleeps through the changes that
+        // cannot concern it (see `queries`).
+        let mut wake = self
+            .selection
+            .group()
+            .map(|group| (group.relevant(), self.shared.watchers.queries.everyone()));
         loop {
             // What the tail has taken in: all this stream can read now.
             let readable = *head.borrow_and_update();
             if position < readable {
-                let chunk = match self.read_chunk(&mut pending, position, readable) {
+                let chunk = match self.read_chunk(&mut pending, &mut indexed, position, readable) {
                     Ok(chunk) => chunk,
                     Err(error) => return Ok(error.into()),
                 };
@@ -108,6 +119,46 @@ impl Reader {
                 self.send(self.progress(position, true)).await?;
                 last_sent = Instant::now();
             }
+            if caught_up && let Some((relevant, everyone)) = wake.as_mut() {
+                tokio::select! {
+                    changed = relevant.changed() => {
+                        if changed.is_err() {
+                            return Err(Stop::Shutdown);
+                        }
+                    }
+                    changed = everyone.changed() => {
+                        if changed.is_err() {
+                            return Err(Stop::Shutdown);
+                        }
+                    }
+                    () = tokio::time::sleep_until(last_sent + interval) => {
+                        // Nothing announced since this stream last looked
+                        // concerned it: pass over it unread. (The position
+                        // announced is read first: a wake-up for anything up
+                        // to it was sent before it was stored.)
+                        let announced = self.shared.watchers.queries.announced();
+                        let untouched = !relevant.has_changed().unwrap_or(true)
+                            && !everyone.has_changed().unwrap_or(true);
+                        let passed = announced.min(*head.borrow());
+                        if untouched && pending.is_empty() && passed > position {
+                            position = passed;
+                            self.stats
+                                .position
+                                .store(position, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        // Else read past what came meanwhile first: the
+                        // progress then reports the position reached (sent
+                        // after the next chunk, as the interval has passed).
+                        if *head.borrow() <= position {
+                            self.send(self.progress(position, caught_up)).await?;
+                            last_sent = Instant::now();
+                        }
+                    }
+                    () = self.shared.stop.cancelled() => return Err(Stop::Shutdown),
+                    () = self.sender.closed() => return Err(Stop::Gone),
+                }
+                continue;
+            }
             tokio::select! {
                 changed = head.changed() => {
                     if changed.is_err() {
@@ -125,18 +176,30 @@ impl Reader {
     }
 
     /// Turns the entries after `position`, up to `bound`, into events until
-    /// a chunk's worth; entries read but not used wait in `pending`.
+    /// a chunk's worth; entries read but not used wait in `pending` (with
+    /// what the search index said of them in `indexed`).
     fn read_chunk(
         &self,
         pending: &mut VecDeque<LogEntry>,
+        indexed: &mut Indexed,
         position: u64,
         bound: u64,
     ) -> Result<Chunk, StoreError> {
         let shared = &*self.shared;
         if pending.is_empty() {
             match shared.tail.range(position, bound, CHUNK_ENTRIES) {
-                Some(recent) => pending.extend(recent.iter().map(|t| t.entry.clone())),
-                None => pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?),
+                Some(recent) => {
+                    pending.extend(recent.iter().map(|t| t.entry.clone()));
+                    *indexed = Indexed::default();
+                }
+                None => {
+                    pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?);
+                    // History older than the tail: the search index says
+                    // which of these releases match, rather than this stream
+                    // analysing each one (asked before the records are read,
+                    // so that its answer is never older than they are).
+                    *indexed = self.look_up(pending);
+                }
             }
         }
         let store_id = shared.store.store_id();
@@ -146,7 +209,16 @@ impl Reader {
         };
         while let Some(entry) = pending.pop_front() {
             chunk.position = entry.seq;
-            if let Some((kind, release)) = self.selection.event_for(shared, self.start, &entry)? {
+            if let Some((kind, version)) = self
+                .selection
+                .event_for(shared, self.start, &entry, indexed)?
+            {
+                let highlights = match kind {
+                    EventType::Created | EventType::Updated | EventType::Published => {
+                        self.selection.highlights(&version)
+                    }
+                    _ => Vec::new(),
+                };
                 chunk.events.push(PressReleaseEvent {
                     cursor: Cursor {
                         store_id,
@@ -157,10 +229,11 @@ impl Reader {
                     // Shared records (from the tail) are copied; one read
                     // from the store for this stream alone is moved.
                     press_release: Some(
-                        Arc::try_unwrap(release)
+                        Arc::try_unwrap(version.release)
                             .unwrap_or_else(|shared| PressRelease::clone(&shared)),
                     ),
                     commit_time: entry.commit_time,
+                    highlights,
                 });
                 if chunk.events.len() >= CHUNK_EVENTS {
                     break;
@@ -168,6 +241,28 @@ impl Reader {
             }
         }
         Ok(chunk)
+    }
+
+    /// Asks the search index which releases of these entries match the
+    /// stream's query (nothing to ask without a query; on failure the
+    /// stream matches them itself).
+    fn look_up(&self, entries: &VecDeque<LogEntry>) -> Indexed {
+        let Some((group, ids)) = self.selection.to_look_up(entries) else {
+            return Indexed::default();
+        };
+        if ids.is_empty() {
+            return Indexed::default();
+        }
+        match self.shared.search.matching_among(group.parsed(), &ids) {
+            Ok((position, matching)) => {
+                self.shared.watchers.queries.looked_up(ids.len());
+                Indexed::new(position, &ids, matching)
+            }
+            Err(error) => {
+                tracing::warn!(error = %telemetry::chain(&error), "the search index could not answer for a watch; matching in the stream");
+                Indexed::default()
+            }
+        }
     }
 
     /// Whether `position` has reached every flushed change (the tail may be
@@ -214,7 +309,11 @@ impl Source for Shared {
         Ok(self.store.read_log(seq.saturating_sub(1), seq, 1)?.pop())
     }
 
-    fn current(&self, entry: &LogEntry) -> Result<Option<Arc<PressRelease>>, StoreError> {
+    fn recent(&self, seq: u64) -> Option<Arc<TailEntry>> {
+        self.tail.entry(seq)
+    }
+
+    fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError> {
         let Ok(id) = Uuid::from_slice(&entry.release_id) else {
             return Err(StoreError::Corrupt {
                 key: format!("log entry {}", entry.seq),
@@ -234,12 +333,13 @@ impl Source for Shared {
         let recent = self
             .tail
             .entry(entry.seq)
-            .filter(|recent| tail_is_complete && recent.entry.release_id == entry.release_id)
-            .and_then(|recent| recent.release.clone());
-        let release = match recent {
-            Some(release) => Some(release),
-            None => self.store.get(&id)?.map(Arc::new),
+            .filter(|recent| recent.entry.release_id == entry.release_id);
+        let release = match recent.as_ref().and_then(|r| r.release.as_ref()) {
+            Some(release) if tail_is_complete => Some(Arc::clone(release)),
+            _ => self.store.get(&id)?.map(Arc::new),
         };
-        Ok(release.filter(|release| release.revision == entry.revision))
+        Ok(release
+            .filter(|release| release.revision == entry.revision)
+            .map(|release| Version { release, recent }))
     }
 }

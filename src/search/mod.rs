@@ -13,8 +13,10 @@
 mod indexer;
 pub mod query;
 mod schema;
+pub mod standing;
 
 use std::{
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, PoisonError,
@@ -24,8 +26,11 @@ use std::{
 
 use tantivy::{
     Index, IndexReader, ReloadPolicy, TantivyDocument,
-    collector::{Count, TopDocs},
-    query::{BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TantivyQuery, TermQuery},
+    collector::{Count, DocSetCollector, TopDocs},
+    query::{
+        BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TantivyQuery, TermQuery,
+        TermSetQuery,
+    },
     schema::{IndexRecordOption, Value},
     snippet::{Snippet, SnippetGenerator},
 };
@@ -209,6 +214,40 @@ impl SearchIndex {
         self.shared.committed.load(Ordering::Acquire)
     }
 
+    /// Which of `ids` match `query` as the index holds them, and the
+    /// change-log position the answer holds for: for a release whose latest
+    /// change is at or before it, the answer is about that change's version
+    /// (the index has taken in every change up to there, and none after
+    /// that concerns the release). Used while the index is rebuilt too: it
+    /// is then exact up to the position reached.
+    pub fn matching_among(
+        &self,
+        query: &Query,
+        ids: &[Uuid],
+    ) -> Result<(u64, HashSet<Uuid>), SearchError> {
+        // The position first: the searcher is then at least as new.
+        let position = self.position();
+        let searcher = self.shared.reader.searcher();
+        let fields = &self.shared.fields;
+        let among = TermSetQuery::new(ids.iter().map(|id| fields.id_term(id)));
+        let full = BooleanQuery::new(vec![
+            (Occur::Must, compile(fields, query)?),
+            (Occur::Must, Box::new(among)),
+        ]);
+        let mut matching = HashSet::new();
+        for address in searcher.search(&full, &DocSetCollector)? {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc
+                .get_first(fields.id)
+                .and_then(|value| value.as_str())
+                .and_then(|text| Uuid::parse_str(text).ok())
+            {
+                matching.insert(id);
+            }
+        }
+        Ok((position, matching))
+    }
+
     /// Runs a query narrowed by a `List` filter; returns one page in
     /// `order`.
     pub fn search(
@@ -223,7 +262,7 @@ impl SearchIndex {
             return Err(SearchError::NotReady { indexed, target });
         }
         let fields = &self.shared.fields;
-        let text = self.compile(query)?;
+        let text = compile(fields, query)?;
         let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> =
             vec![(Occur::Must, text.box_clone())];
         clauses.extend(fields.filter(filter));
@@ -259,94 +298,107 @@ impl SearchIndex {
             )?,
             body: SnippetGenerator::create(&searcher, &*text, fields.text(TextField::Body))?,
         };
-        highlighter.headline.set_max_num_chars(300);
-        highlighter.body.set_max_num_chars(200);
+        highlighter
+            .headline
+            .set_max_num_chars(HEADLINE_SNIPPET_CHARS);
+        highlighter.body.set_max_num_chars(BODY_SNIPPET_CHARS);
         Ok(Hits {
             total,
             hits,
             highlighter,
         })
     }
+}
 
-    /// Turns a parsed query into a tantivy query over the text fields.
-    fn compile(&self, query: &Query) -> Result<Box<dyn TantivyQuery>, SearchError> {
-        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
-        for group in &query.required {
-            let alternatives = group
+/// Turns a parsed query into a tantivy query over the text fields.
+pub(crate) fn compile(
+    fields: &Fields,
+    query: &Query,
+) -> Result<Box<dyn TantivyQuery>, SearchError> {
+    let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
+    for group in &query.required {
+        let alternatives = group
+            .iter()
+            .map(|atom| compile_atom(fields, atom))
+            .collect::<Result<Vec<_>, _>>()?;
+        clauses.push((
+            Occur::Must,
+            Box::new(BooleanQuery::new(
+                alternatives
+                    .into_iter()
+                    .map(|q| (Occur::Should, q))
+                    .collect(),
+            )),
+        ));
+    }
+    for atom in &query.excluded {
+        clauses.push((Occur::MustNot, compile_atom(fields, atom)?));
+    }
+    Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// One atom: its words in the field it names, or in every text field with
+/// the headline weighted highest.
+fn compile_atom(fields: &Fields, atom: &Atom) -> Result<Box<dyn TantivyQuery>, SearchError> {
+    let words = atom_words(atom)?;
+    let per_field: Vec<(Occur, Box<dyn TantivyQuery>)> = atom_fields(atom)
+        .iter()
+        .map(|&field| {
+            let tantivy_field = fields.text(field);
+            let terms: Vec<tantivy::Term> = words
                 .iter()
-                .map(|atom| self.atom(atom))
-                .collect::<Result<Vec<_>, _>>()?;
-            clauses.push((
-                Occur::Must,
-                Box::new(BooleanQuery::new(
-                    alternatives
-                        .into_iter()
-                        .map(|q| (Occur::Should, q))
-                        .collect(),
-                )),
-            ));
-        }
-        for atom in &query.excluded {
-            clauses.push((Occur::MustNot, self.atom(atom)?));
-        }
-        Ok(Box::new(BooleanQuery::new(clauses)))
-    }
+                .map(|word| tantivy::Term::from_field_text(tantivy_field, word))
+                .collect();
+            // One word is a term; several (a phrase, or a word the analyzer
+            // splits, like `e-mail`) must appear in order.
+            let query: Box<dyn TantivyQuery> = match terms.as_slice() {
+                [term] => Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                _ => Box::new(PhraseQuery::new(terms)),
+            };
+            (
+                Occur::Should,
+                Box::new(BoostQuery::new(query, boost(field))) as Box<dyn TantivyQuery>,
+            )
+        })
+        .collect();
+    Ok(Box::new(BooleanQuery::new(per_field)))
+}
 
-    /// One atom: its words in the field it names, or in every text field
-    /// with the headline weighted highest.
-    fn atom(&self, atom: &Atom) -> Result<Box<dyn TantivyQuery>, SearchError> {
-        let fields = &self.shared.fields;
-        let words = self.words(&atom.text)?;
-        if words.is_empty() {
-            return Err(QueryError {
-                position: atom.position,
-                message: format!("{} has no searchable words", crate::text::shown(&atom.text)),
-            }
-            .into());
-        }
-        let targets: Vec<TextField> = match atom.field {
-            Some(field) => vec![field],
-            None => TextField::ALL.to_vec(),
-        };
-        let per_field: Vec<(Occur, Box<dyn TantivyQuery>)> = targets
-            .into_iter()
-            .map(|field| {
-                let tantivy_field = fields.text(field);
-                let terms: Vec<tantivy::Term> = words
-                    .iter()
-                    .map(|word| tantivy::Term::from_field_text(tantivy_field, word))
-                    .collect();
-                // One word is a term; several (a phrase, or a word the
-                // analyzer splits, like `e-mail`) must appear in order.
-                let query: Box<dyn TantivyQuery> = match terms.as_slice() {
-                    [term] => Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                    _ => Box::new(PhraseQuery::new(terms)),
-                };
-                (
-                    Occur::Should,
-                    Box::new(BoostQuery::new(query, boost(field))) as Box<dyn TantivyQuery>,
-                )
-            })
-            .collect();
-        Ok(Box::new(BooleanQuery::new(per_field)))
-    }
-
-    /// The words of a text as the index's analyzer makes them.
-    fn words(&self, text: &str) -> Result<Vec<String>, SearchError> {
-        let fields = &self.shared.fields;
-        let mut analyzer = self
-            .shared
-            .index
-            .tokenizer_for_field(fields.text(TextField::Body))?;
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while stream.advance() {
-            out.push(stream.token().text.clone());
-        }
-        Ok(out)
+/// The fields an atom is looked for in: the one it names, else all.
+pub(crate) fn atom_fields(atom: &Atom) -> &'static [TextField] {
+    match atom.field {
+        Some(TextField::Headline) => &[TextField::Headline],
+        Some(TextField::Subheadline) => &[TextField::Subheadline],
+        Some(TextField::Summary) => &[TextField::Summary],
+        Some(TextField::Body) => &[TextField::Body],
+        Some(TextField::Issuer) => &[TextField::Issuer],
+        Some(TextField::Keywords) => &[TextField::Keywords],
+        None => &TextField::ALL,
     }
 }
 
+/// The words of an atom as the analyzer makes them; an atom without any is
+/// an error, at its position.
+pub(crate) fn atom_words(atom: &Atom) -> Result<Vec<String>, QueryError> {
+    let mut analyzer = schema::analyzer();
+    let mut stream = analyzer.token_stream(&atom.text);
+    let mut words = Vec::new();
+    while stream.advance() {
+        words.push(stream.token().text.clone());
+    }
+    if words.is_empty() {
+        return Err(QueryError {
+            position: atom.position,
+            message: format!("{} has no searchable words", crate::text::shown(&atom.text)),
+        });
+    }
+    Ok(words)
+}
+
+/// Longest headline snippet, in characters.
+const HEADLINE_SNIPPET_CHARS: usize = 300;
+/// Longest body snippet, in characters.
+const BODY_SNIPPET_CHARS: usize = 200;
 /// Bytes of a body searched first for its highlight.
 const HIGHLIGHT_WINDOW: usize = 2_048;
 
@@ -408,6 +460,9 @@ fn open_existing(
         return Err("there is no index yet".into());
     }
     let index = Index::open_in_dir(dir).map_err(|e| format!("the index cannot be opened: {e}"))?;
+    index
+        .tokenizers()
+        .register(schema::ANALYZER, schema::analyzer());
     if index.schema() != fields.schema {
         return Err("the index has another schema".into());
     }
@@ -444,5 +499,9 @@ fn create_empty(dir: &Path, fields: &Fields) -> Result<Index, SearchError> {
         Err(e) => return Err(folder(e)),
     }
     std::fs::create_dir_all(dir).map_err(folder)?;
-    Ok(Index::create_in_dir(dir, fields.schema.clone())?)
+    let index = Index::create_in_dir(dir, fields.schema.clone())?;
+    index
+        .tokenizers()
+        .register(schema::ANALYZER, schema::analyzer());
+    Ok(index)
 }

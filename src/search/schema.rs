@@ -3,7 +3,7 @@
 //! search exactly as it narrows `List`), and the publish time for ranges.
 //! Only published releases are indexed.
 
-use std::ops::Bound;
+use std::{borrow::Cow, ops::Bound};
 
 use tantivy::{
     Term,
@@ -11,6 +11,10 @@ use tantivy::{
     schema::{
         FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
         TextOptions,
+    },
+    tokenizer::{
+        Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer,
+        TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
     },
 };
 use uuid::Uuid;
@@ -24,6 +28,116 @@ use crate::{
 /// Bumped whenever the schema or what is indexed changes; an index of
 /// another version is rebuilt.
 pub const SCHEMA_VERSION: u32 = 2;
+
+/// The name the text fields' analyzer is registered under (tantivy's own
+/// name for this chain, so indexes written before it was ours still fit).
+pub const ANALYZER: &str = "en_stem";
+
+/// The analyzer of every text field and of every query word: words split
+/// at anything not alphanumeric, those of 40 bytes or more dropped, lower
+/// case, English (Snowball) stems. The index registers this very value, and
+/// standing queries analyse releases with it, so both see the same words.
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// The same analyzer, for analysing one release at a time (standing
+/// queries, their highlights): the stem of each word is remembered (per
+/// thread), so the Snowball stemmer runs once per distinct word rather than
+/// once per occurrence. The words and positions are [`analyzer`]'s.
+pub fn remembering_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(RememberedStems)
+        .build()
+}
+
+/// Distinct words whose stems a thread remembers; past that it forgets
+/// them all and starts again.
+const REMEMBERED_STEMS: usize = 50_000;
+
+thread_local! {
+    /// This thread's stems: word → stem, and the stemmer for new words.
+    static STEMS: std::cell::RefCell<(std::collections::HashMap<String, String>, TextAnalyzer)> =
+        std::cell::RefCell::new((
+            std::collections::HashMap::new(),
+            TextAnalyzer::builder(RawTokenizer::default())
+                .filter(Stemmer::new(Language::English))
+                .build(),
+        ));
+}
+
+/// The English stemmer, with the stems of the words seen remembered.
+#[derive(Clone, Copy)]
+struct RememberedStems;
+
+impl TokenFilter for RememberedStems {
+    type Tokenizer<T: Tokenizer> = RememberedStemsFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> RememberedStemsFilter<T> {
+        RememberedStemsFilter { inner: tokenizer }
+    }
+}
+
+#[derive(Clone)]
+struct RememberedStemsFilter<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for RememberedStemsFilter<T> {
+    type TokenStream<'a> = RememberedStemsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        RememberedStemsStream {
+            tail: self.inner.token_stream(text),
+        }
+    }
+}
+
+struct RememberedStemsStream<T> {
+    tail: T,
+}
+
+impl<T: TokenStream> TokenStream for RememberedStemsStream<T> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let word = &mut self.tail.token_mut().text;
+        STEMS.with(|stems| {
+            let (known, stemmer) = &mut *stems.borrow_mut();
+            if let Some(stem) = known.get(word.as_str()) {
+                word.clone_from(stem);
+                return;
+            }
+            let mut stream = stemmer.token_stream(word);
+            let stem = if stream.advance() {
+                stream.token().text.clone()
+            } else {
+                word.clone()
+            };
+            drop(stream);
+            if known.len() >= REMEMBERED_STEMS {
+                known.clear();
+            }
+            known.insert(std::mem::replace(word, stem.clone()), stem);
+        });
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
+}
 
 /// The fields of the schema.
 #[derive(Clone)]
@@ -42,7 +156,7 @@ impl Fields {
         let id = builder.add_text_field("id", STRING | STORED);
         let stemmed = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer("en_stem")
+                .set_tokenizer(ANALYZER)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
         let text = TextField::ALL.map(|field| {
@@ -89,15 +203,8 @@ impl Fields {
     pub fn document(&self, id: &Uuid, release: &PressRelease) -> tantivy::TantivyDocument {
         let mut doc = tantivy::TantivyDocument::default();
         doc.add_text(self.id, id.hyphenated().to_string());
-        doc.add_text(self.text(TextField::Headline), &release.headline);
-        doc.add_text(self.text(TextField::Subheadline), &release.subheadline);
-        doc.add_text(self.text(TextField::Summary), &release.summary);
-        doc.add_text(self.text(TextField::Body), plain_body(release));
-        if let Some(issuer) = &release.issuer {
-            doc.add_text(self.text(TextField::Issuer), &issuer.name);
-        }
-        for keyword in &release.keywords {
-            doc.add_text(self.text(TextField::Keywords), keyword);
+        for (field, value) in text_values(release, |_| true) {
+            doc.add_text(self.text(field), value);
         }
         for (facet, value) in facet_values(release) {
             doc.add_text(self.facet(facet), value);
@@ -155,12 +262,48 @@ impl Default for Fields {
     }
 }
 
+/// The values a release gives those of its text fields that `wanted`
+/// names, in the order they are indexed: one each, except keywords (one
+/// value per keyword) and the issuer's name (none without an issuer). The
+/// index and standing queries both take a release's text from here.
+pub fn text_values(
+    release: &PressRelease,
+    wanted: impl Fn(TextField) -> bool,
+) -> Vec<(TextField, Cow<'_, str>)> {
+    let mut out = Vec::new();
+    for field in TextField::ALL {
+        if !wanted(field) {
+            continue;
+        }
+        match field {
+            TextField::Headline => out.push((field, Cow::Borrowed(release.headline.as_str()))),
+            TextField::Subheadline => {
+                out.push((field, Cow::Borrowed(release.subheadline.as_str())))
+            }
+            TextField::Summary => out.push((field, Cow::Borrowed(release.summary.as_str()))),
+            TextField::Body => out.push((field, plain_body(release))),
+            TextField::Issuer => {
+                if let Some(issuer) = &release.issuer {
+                    out.push((field, Cow::Borrowed(issuer.name.as_str())));
+                }
+            }
+            TextField::Keywords => out.extend(
+                release
+                    .keywords
+                    .iter()
+                    .map(|keyword| (field, Cow::Borrowed(keyword.as_str()))),
+            ),
+        }
+    }
+    out
+}
+
 /// The body as plain text: HTML tags dropped, entities decoded.
-pub fn plain_body(release: &PressRelease) -> String {
+pub fn plain_body(release: &PressRelease) -> Cow<'_, str> {
     if release.body_format() == BodyFormat::Html {
-        strip_tags(&release.body)
+        Cow::Owned(strip_tags(&release.body))
     } else {
-        release.body.clone()
+        Cow::Borrowed(&release.body)
     }
 }
 
@@ -218,6 +361,58 @@ fn facet_name(facet: Facet) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_analyzer_is_tantivys_en_stem() {
+        let text = "The Company's CEO re-opened 3 factories: écoles, naïve \
+                    supercalifragilisticexpialidociousandthensome RUNNING runs ran";
+        let words = |mut analyzer: TextAnalyzer| {
+            let mut stream = analyzer.token_stream(text);
+            let mut out = Vec::new();
+            while stream.advance() {
+                let token = stream.token();
+                out.push((token.text.clone(), token.position));
+            }
+            out
+        };
+        let builtin = tantivy::tokenizer::TokenizerManager::default().get(ANALYZER);
+        assert!(builtin.is_some(), "tantivy no longer has {ANALYZER}");
+        if let Some(builtin) = builtin {
+            assert_eq!(words(analyzer()), words(builtin));
+        }
+    }
+
+    fn tokens(mut analyzer: TextAnalyzer, text: &str) -> Vec<(String, usize, usize, usize)> {
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            out.push((
+                token.text.clone(),
+                token.position,
+                token.offset_from,
+                token.offset_to,
+            ));
+        }
+        out
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn remembered_stems_are_the_stemmers(
+            words in prop::collection::vec("[a-zA-Z\\u{e0}-\\u{ff}'-]{1,14}|[0-9]{1,5}|running|runs|ran|skies|dying|news", 0..40),
+            twice in any::<bool>(),
+        ) {
+            let text = words.join(" ");
+            let expected = tokens(analyzer(), &text);
+            prop_assert_eq!(&tokens(remembering_analyzer(), &text), &expected);
+            if twice {
+                prop_assert_eq!(&tokens(remembering_analyzer(), &text), &expected);
+            }
+        }
+    }
 
     #[test]
     fn strips_sanitised_html_to_its_words() {

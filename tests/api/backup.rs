@@ -33,6 +33,7 @@ async fn backup_under_writes_restore_and_compare() -> TestResult {
         WatchPressReleasesRequest {
             filter: None,
             start: Some(Start::Position(StartPosition::Beginning as i32)),
+            ..Default::default()
         },
     )
     .await?;
@@ -116,6 +117,7 @@ async fn backup_under_writes_restore_and_compare() -> TestResult {
         WatchPressReleasesRequest {
             filter: None,
             start: Some(Start::AfterCursor(pre_backup_cursor)),
+            ..Default::default()
         },
     )
     .await?;

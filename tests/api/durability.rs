@@ -110,6 +110,7 @@ async fn a_change_is_not_visible_before_its_sync_has_returned() -> TestResult {
         .watch_press_releases(WatchPressReleasesRequest {
             filter: None,
             start: Some(Start::Position(StartPosition::Beginning as i32)),
+            ..Default::default()
         })
         .await?
         .into_inner();

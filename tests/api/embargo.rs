@@ -27,6 +27,7 @@ fn beginning() -> WatchPressReleasesRequest {
     WatchPressReleasesRequest {
         filter: None,
         start: Some(Start::Position(StartPosition::Beginning as i32)),
+        ..Default::default()
     }
 }
 

@@ -26,3 +26,4 @@ mod stats;
 mod tls;
 mod update_and_withdraw;
 mod watch;
+mod watch_query;

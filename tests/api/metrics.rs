@@ -58,6 +58,7 @@ async fn counters_move_after_calls() -> TestResult {
                     pressroom::proto::v1::StartPosition::Beginning as i32,
                 ),
             ),
+            ..Default::default()
         },
     )
     .await?;

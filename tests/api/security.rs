@@ -272,6 +272,7 @@ async fn embargoed_releases_are_invisible_to_readers() -> TestResult {
         .watch_press_releases(WatchPressReleasesRequest {
             filter: None,
             start: Some(Start::Position(StartPosition::Beginning as i32)),
+            ..Default::default()
         })
         .await?
         .into_inner();

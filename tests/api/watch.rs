@@ -24,6 +24,7 @@ fn from(start: Start) -> WatchPressReleasesRequest {
     WatchPressReleasesRequest {
         filter: None,
         start: Some(start),
+        ..Default::default()
     }
 }
 
@@ -329,6 +330,7 @@ async fn a_filtered_watch_gets_progress_and_is_told_when_a_release_leaves() -> T
             ..Default::default()
         }),
         start: Some(Start::Position(StartPosition::Now as i32)),
+        ..Default::default()
     };
     let mut stream = watch(&mut server.new_client().await, request).await?;
     read_until_caught_up(&mut stream).await?;

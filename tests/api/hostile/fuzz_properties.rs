@@ -218,7 +218,11 @@ proptest! {
             None,
         ];
         for start in starts {
-            let watch = WatchPressReleasesRequest { filter: filter.clone(), start };
+            let watch = WatchPressReleasesRequest {
+                filter: filter.clone(),
+                start,
+                ..Default::default()
+            };
             checks::watch_request(&watch.encode_to_vec());
         }
     }

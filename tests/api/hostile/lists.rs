@@ -155,6 +155,7 @@ async fn bad_filters_are_refused_by_every_method_that_takes_one() -> TestResult 
             .watch_press_releases(WatchPressReleasesRequest {
                 filter: Some(filter),
                 start: None,
+                ..Default::default()
             })
             .await;
         expect_status(&format!("Watch with {what}"), watched, INVALID)?;

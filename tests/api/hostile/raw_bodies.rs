@@ -432,6 +432,7 @@ fn valid_messages(names: &[String]) -> Vec<Bytes> {
         WatchPressReleasesRequest {
             filter: Some(filter.clone()),
             start: Some(Start::Position(2)),
+            ..Default::default()
         }
         .encode_to_vec(),
         ImportPressReleasesRequest {

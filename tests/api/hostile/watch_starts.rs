@@ -60,6 +60,7 @@ async fn bad_watch_starting_points_are_refused() -> TestResult {
             .watch_press_releases(WatchPressReleasesRequest {
                 filter: None,
                 start: Some(start),
+                ..Default::default()
             })
             .await;
         expect_status(&format!("Watch from {what}"), watched, codes)?;
