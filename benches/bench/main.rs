@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts]
+//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [writes]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -18,7 +18,8 @@
 //!   scenarios, and the in-process references that need the store itself.
 //! - [`measure`]: latencies, percentiles, memory, the summary.
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
-//!   [`list`], [`search`], [`feeds`], [`alerts`].
+//!   [`list`], [`search`], [`feeds`], [`alerts`], [`writes`] (in-process,
+//!   for callgrind A/B of the write path).
 
 /// The allocator the `pressroom` binary uses, so that what is measured is
 /// what ships (the references run on it too).
@@ -38,6 +39,7 @@ mod measure;
 mod replay;
 mod search;
 mod server;
+mod writes;
 
 use std::time::{Duration, Instant};
 
@@ -50,8 +52,8 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The scenarios, in the order they run: those on fresh data dirs first,
 /// then those reading the corpus (the list reference needs the store before
 /// the server holds it).
-const SCENARIOS: [&str; 8] = [
-    "fanout", "ingest", "list", "get", "replay", "search", "feeds", "alerts",
+const SCENARIOS: [&str; 9] = [
+    "fanout", "ingest", "list", "get", "replay", "search", "feeds", "alerts", "writes",
 ];
 
 /// The sizes and durations of a run.
@@ -128,7 +130,7 @@ impl Plan {
 }
 
 const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
-scenarios: get ingest fanout replay list search feeds alerts (default: all)
+scenarios: get ingest fanout replay list search feeds alerts writes (default: all)
   --quick   about a minute: smaller corpus, shorter phases
   --bench   given by `cargo bench`; without it (e.g. under `cargo test
             --all-targets`) nothing is run";
@@ -212,6 +214,7 @@ async fn run_scenarios(plan: &Plan, selected: &[&str]) -> BenchResult<usize> {
             "search" => search::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "feeds" => feeds::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "alerts" => alerts::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
+            "writes" => writes::run(plan).await?,
             _ => {}
         }
     }

@@ -65,7 +65,7 @@ impl Backend {
         everything: &CancellationToken,
         draining: CancellationToken,
     ) -> Result<Self, AppError> {
-        let engine: Arc<dyn Store> = store.clone();
+        let engine: Arc<dyn Store> = Arc::new(Arc::clone(&store));
         let stop_writer = everything.child_token();
         let (writer, writer_task) = Writer::start(
             Arc::clone(&engine),
@@ -146,7 +146,7 @@ impl Backend {
     /// What the metrics endpoint reads its gauges from.
     pub(super) fn metrics_sources(&self) -> prometheus::Sources {
         prometheus::Sources {
-            store: self.store.clone(),
+            store: Arc::new(Arc::clone(&self.store)),
             durable_head: self.writer.durable_head(),
             watchers: self.watchers.clone(),
             search: self.search.clone(),
@@ -175,7 +175,7 @@ impl Backend {
             tracing::error!(%error, "the writer task failed");
         }
         let flushing = Arc::clone(&self.store);
-        on_store(&self.store_dir, move || flushing.flush()).await?;
+        on_store(&self.store_dir, move || SledStore::flush(&flushing)).await?;
         tracing::info!(log_head = self.store.log_head(), "stopped");
         Ok(())
     }

@@ -40,7 +40,7 @@ pub async fn run(
                 pause = BACKOFF;
             }
         }
-        let wait = match store.next_embargo() {
+        let wait = match store.next_embargo().await {
             Ok(Some((at, _))) => until(&at).max(pause).min(LONGEST_SLEEP),
             Ok(None) => LONGEST_SLEEP,
             Err(error) => {

@@ -134,7 +134,7 @@ impl Feed {
     }
 
     /// Starts a watch stream for `caller`.
-    pub fn watch(
+    pub async fn watch(
         &self,
         request: WatchPressReleasesRequest,
         caller: &Caller,
@@ -153,7 +153,7 @@ impl Feed {
                 "needs a query: highlights mark the query's words",
             ));
         }
-        let start = self.start_position(request.start)?;
+        let start = self.start_position(request.start).await?;
         let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));
         let stats = self
             .shared
@@ -172,7 +172,7 @@ impl Feed {
 
     /// Resolves where a stream starts: it delivers what comes after this
     /// log position.
-    fn start_position(&self, start: Option<Start>) -> Result<u64, DomainError> {
+    async fn start_position(&self, start: Option<Start>) -> Result<u64, DomainError> {
         let durable = *self.shared.durable_head.borrow();
         match start {
             None => Ok(durable),
@@ -191,7 +191,7 @@ impl Feed {
                         "must be a valid timestamp between 0001-01-01 and 9999-12-31",
                     ));
                 }
-                Ok(self.shared.store.log_position_at(&time)?.min(durable))
+                Ok(self.shared.store.log_position_at(&time).await?.min(durable))
             }
             Some(Start::AfterCursor(text)) => {
                 let cursor = Cursor::decode(&text).map_err(|_| {

@@ -168,7 +168,7 @@ impl TryFrom<PortableItem> for TransferItem {
 /// version, store id, position, then per item `1`, a 4-byte length and the
 /// encoded item, then `0`, the item count and a SHA-256 of all before it.
 pub struct PortableWriter<'a> {
-    out: std::io::BufWriter<&'a mut dyn std::io::Write>,
+    out: std::io::BufWriter<&'a mut (dyn std::io::Write + Send)>,
     hash: sha2::Sha256,
     info: super::BackupInfo,
 }
@@ -176,7 +176,7 @@ pub struct PortableWriter<'a> {
 impl<'a> PortableWriter<'a> {
     /// Starts a backup of store `store_id` at change-log `position`.
     pub fn new(
-        out: &'a mut dyn std::io::Write,
+        out: &'a mut (dyn std::io::Write + Send),
         store_id: Uuid,
         position: u64,
     ) -> std::io::Result<Self> {

@@ -7,7 +7,7 @@ use pressroom::{
     proto::v1::{
         DeletePressReleaseRequest, GetPressReleaseRequest, PressRelease, UpdatePressReleaseRequest,
     },
-    store::{SledStore, Store},
+    store::SledStore,
 };
 use tokio_stream::StreamExt;
 use tonic_health::pb::{

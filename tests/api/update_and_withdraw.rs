@@ -7,7 +7,7 @@ use pressroom::{
         DeletePressReleaseRequest, GetPressReleaseRequest, ListPressReleasesRequest, PressRelease,
         Source, UpdatePressReleaseRequest, press_release::State,
     },
-    store::{SledStore, Store},
+    store::SledStore,
 };
 use tonic::Code;
 

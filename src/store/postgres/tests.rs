@@ -22,8 +22,8 @@ use crate::{
         v1::{PressRelease, press_release::State},
     },
     store::{
-        Applied, BackupInfo, Change, ChangeKind, ChangeResult, ListPosition, ListQuery, LogEntry,
-        NewRelease, Rejected, Replacement, Store, StoreError, conformance,
+        Applied, Change, ChangeKind, ChangeResult, ListQuery, LogEntry, NewRelease, Rejected,
+        Replacement, StoreError, conformance,
     },
 };
 
@@ -32,90 +32,6 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 fn start_cluster() -> LocalCluster {
     LocalCluster::start(&ClusterOptions::default())
         .unwrap_or_else(|error| panic!("a local PostgreSQL is needed for this test: {error}"))
-}
-
-/// The engine behind the blocking `Store` trait of today, on a runtime of
-/// its own (only for running the unchanged conformance suite).
-struct Blocking {
-    runtime: Arc<tokio::runtime::Runtime>,
-    store: PostgresStore,
-}
-
-impl Store for Blocking {
-    fn store_id(&self) -> Uuid {
-        self.store.store_id()
-    }
-    fn commit(
-        &self,
-        changes: Vec<Change>,
-        commit_time: Timestamp,
-    ) -> Result<Vec<ChangeResult>, StoreError> {
-        self.runtime
-            .block_on(self.store.commit(&changes, Some(commit_time)))
-    }
-    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
-        self.runtime.block_on(self.store.get(id))
-    }
-    fn list(
-        &self,
-        query: &ListQuery,
-        after: Option<&ListPosition>,
-        limit: usize,
-    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
-        self.runtime.block_on(self.store.list(query, after, limit))
-    }
-    fn published_times(
-        &self,
-        query: &ListQuery,
-        visit: &mut dyn FnMut(Timestamp),
-    ) -> Result<(), StoreError> {
-        let mut times = Vec::new();
-        self.runtime
-            .block_on(self.store.published_times(query, &mut |t| times.push(t)))?;
-        times.into_iter().for_each(visit);
-        Ok(())
-    }
-    fn published_total(&self) -> Result<u64, StoreError> {
-        self.runtime.block_on(self.store.published_total())
-    }
-    fn published_per_hour(&self, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StoreError> {
-        self.runtime
-            .block_on(self.store.published_per_hour(from, to))
-    }
-    fn log_head(&self) -> u64 {
-        self.store.log_head()
-    }
-    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
-        self.runtime
-            .block_on(self.store.read_log(after, up_to, limit))
-    }
-    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
-        self.runtime.block_on(self.store.log_position_at(time))
-    }
-    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
-        self.runtime.block_on(self.store.next_embargo())
-    }
-    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
-        self.runtime.block_on(self.store.embargoes_due(now, limit))
-    }
-    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
-        self.runtime.block_on(self.store.embargoed())
-    }
-    fn embargoes_pending(&self) -> Result<u64, StoreError> {
-        self.runtime.block_on(self.store.embargoes_pending())
-    }
-    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
-        let mut bytes = Vec::new();
-        let info = self.runtime.block_on(self.store.backup(&mut bytes))?;
-        out.write_all(&bytes).map_err(StoreError::engine)?;
-        Ok(info)
-    }
-    fn backup_file(&self) -> Result<crate::store::BackupFile, StoreError> {
-        self.runtime.block_on(self.store.backup_file())
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        self.runtime.block_on(self.store.flush())
-    }
 }
 
 #[test]
@@ -144,10 +60,10 @@ fn passes_the_conformance_suite() {
             &cluster.url(&name),
             PostgresOptions::default(),
         ))?;
-        Ok(Arc::new(Blocking {
-            runtime: Arc::clone(&runtime),
-            store,
-        }) as Arc<dyn Store>)
+        Ok(conformance::Engine::new(
+            Arc::new(store),
+            Arc::clone(&runtime),
+        ))
     });
 }
 
@@ -788,7 +704,7 @@ async fn a_sled_store_moves_over_whole() -> TestResult {
                 Change::Create(create)
             })
             .collect();
-        sled.commit(changes, at(1_800_000_000 + 100 * round as i64))?;
+        sled.commit(changes, Some(at(1_800_000_000 + 100 * round as i64)))?;
     }
     let mut updated = new_release(ids[0], "updated");
     updated.revision = 2;
@@ -813,7 +729,7 @@ async fn a_sled_store_moves_over_whole() -> TestResult {
             replace(ids[0], updated, ChangeKind::Updated),
             replace(ids[1], tombstone, ChangeKind::Withdrawn),
         ],
-        at(1_800_001_000),
+        Some(at(1_800_001_000)),
     )?;
 
     let cluster = start_cluster();

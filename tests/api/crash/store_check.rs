@@ -8,7 +8,7 @@ use std::{
 use pressroom::{
     domain::name,
     proto::v1::{PressRelease, press_release::State},
-    store::{Facet, ListQuery, SledStore, Store},
+    store::{Facet, ListQuery, SledStore},
 };
 use uuid::Uuid;
 
