@@ -191,7 +191,7 @@ fn init_logging() {
         .try_init();
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
+pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap_or_else(|e| panic!("uri: {e}"))
         .connect()

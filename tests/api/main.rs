@@ -19,6 +19,7 @@ mod list;
 mod metrics;
 mod migrate;
 mod otlp;
+mod postgres;
 mod search;
 mod security;
 mod server;
