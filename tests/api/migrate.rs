@@ -25,7 +25,7 @@ async fn a_data_dir_moves_into_postgres_with_names_etags_and_log() -> TestResult
     cluster.create_database("moved").await?;
     let url = cluster.url("moved");
 
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = server.client.clone();
     let mut written: Vec<PressRelease> = Vec::new();
     for i in 0..20 {

@@ -285,6 +285,32 @@ impl LocalCluster {
         }
     }
 
+    /// For a cluster kept for the whole life of a process (a test binary's
+    /// shared one, in a static that is never dropped): a detached watchdog
+    /// stops the server and removes its folder once process `pid` has
+    /// exited, however it exits.
+    pub fn stop_when_gone(&self, pid: u32) -> Result<(), ClusterError> {
+        let Some(server) = self.server.as_ref() else {
+            return Ok(());
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             kill -INT {server} 2>/dev/null; \
+             for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 {server} 2>/dev/null || break; sleep 0.5; done; \
+             kill -KILL {server} 2>/dev/null; rm -rf '{dir}'",
+            server = server.id(),
+            dir = self.dir.path().display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        Ok(())
+    }
+
     /// Starts the server again after [`stop`](Self::stop), on the same port.
     pub fn restart(&mut self) -> Result<(), ClusterError> {
         self.stop();
