@@ -17,6 +17,8 @@
 //! - [`corpus`]: the store loaded with many releases, shared by the reading
 //!   scenarios, and the in-process references that need the store itself.
 //! - [`measure`]: latencies, percentiles, memory, the summary.
+//! - [`delivery`]: watchers that note each arrival and writes at a fixed
+//!   rate, shared by [`fanout`] and [`alerts`].
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
 //!   [`list`], [`search`], [`feeds`], [`alerts`], [`writes`] (in-process,
 //!   for callgrind A/B of the write path), [`postgres`] (`--store
@@ -29,6 +31,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod alerts;
 mod corpus;
+mod delivery;
 mod echo;
 mod fanout;
 mod feeds;

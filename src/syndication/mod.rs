@@ -285,7 +285,10 @@ impl Syndication {
     }
 
     /// A feed answer (200 with `body`, or 304) with its validators and
-    /// caching headers.
+    /// caching headers. Both carry the same ones, `Vary: Accept-Encoding`
+    /// included: the compression layer adds it only to a body it could
+    /// compress, and a 304 has none, but a cache must still key the answer
+    /// it revalidates by encoding (RFC 9110, 15.4.5).
     fn respond(
         &self,
         status: StatusCode,
@@ -305,6 +308,7 @@ impl Syndication {
         headers.insert(header::ETAG, validators.etag.clone());
         headers.insert(header::LAST_MODIFIED, validators.last_modified());
         headers.insert(header::CACHE_CONTROL, self.shared.cache_control.clone());
+        headers.insert(header::VARY, header::ACCEPT_ENCODING.into());
         response
     }
 }

@@ -20,6 +20,13 @@
 //! applies a batch and this durable head after the sync; a read that may
 //! have seen something past the durable head waits here (at most one sync)
 //! before it answers. The commit path itself never waits here.
+//!
+//! A read must never depend on the writer's task to end its wait: the
+//! read may be holding the very runtime thread that task needs to start
+//! the next sync (a Get on a current-thread runtime, or as many waiting
+//! reads as worker threads). So a read that has waited [`HELP_AFTER`]
+//! waits only for the batch to be applied (which runs on the blocking
+//! pool), and then syncs it itself.
 
 use std::{
     collections::HashSet,
@@ -31,9 +38,13 @@ use std::{
         Condvar, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use crate::store::StoreError;
+
+/// How long a read waits for the writer's sync before it syncs itself.
+pub(super) const HELP_AFTER: Duration = Duration::from_millis(50);
 
 /// Where sled keeps its log, in the database's directory.
 const LOG_FILE: &str = "db";
@@ -47,6 +58,8 @@ pub(super) struct Durability {
     /// Blob files synced already (sled removes them when it reclaims them).
     synced_blobs: Mutex<HashSet<OsString>>,
     durable: AtomicU64,
+    /// The last log sequence number of a batch sled has finished applying.
+    applied: AtomicU64,
     poisoned: AtomicBool,
     /// Guards nothing but the wait on `moved`.
     waiting: Mutex<()>,
@@ -68,6 +81,7 @@ impl Durability {
             log,
             synced_blobs: Mutex::new(HashSet::new()),
             durable: AtomicU64::new(head),
+            applied: AtomicU64::new(head),
             poisoned: AtomicBool::new(false),
             waiting: Mutex::new(()),
             moved: Condvar::new(),
@@ -135,6 +149,14 @@ impl Durability {
         self.moved.notify_all();
     }
 
+    /// Records that sled has finished applying the batch ending at `head`
+    /// and wakes the reads waiting for it.
+    pub(super) fn applied(&self, head: u64) {
+        let _waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        self.applied.fetch_max(head, Ordering::AcqRel);
+        self.moved.notify_all();
+    }
+
     /// Records that a commit could not be made durable: no more writes, and
     /// reads that wait for it fail.
     pub(super) fn poison(&self) {
@@ -148,23 +170,51 @@ impl Durability {
         self.poisoned.load(Ordering::Acquire)
     }
 
-    /// Returns once the log is durable up to `seq` (at once if it is).
-    pub(super) fn wait_for(&self, seq: u64) -> Result<(), StoreError> {
-        if self.head() >= seq {
-            return Ok(());
+    /// Waits up to `patience` for the log to be durable up to `seq`;
+    /// whether it is.
+    pub(super) fn wait_durable(&self, seq: u64, patience: Duration) -> Result<bool, StoreError> {
+        self.wait_until(|| self.head() >= seq, Some(patience))
+    }
+
+    /// Returns once sled has finished applying the batch holding `seq`.
+    pub(super) fn wait_applied(&self, seq: u64) -> Result<(), StoreError> {
+        self.wait_until(|| self.applied.load(Ordering::Acquire) >= seq, None)
+            .map(drop)
+    }
+
+    fn wait_until(
+        &self,
+        done: impl Fn() -> bool,
+        patience: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        if done() {
+            return Ok(true);
         }
+        let deadline = patience.map(|patience| std::time::Instant::now() + patience);
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if self.head() >= seq {
-                return Ok(());
+            if done() {
+                return Ok(true);
             }
             if self.is_poisoned() {
                 return Err(StoreError::Poisoned);
             }
-            waiting = self
-                .moved
-                .wait(waiting)
-                .unwrap_or_else(PoisonError::into_inner);
+            waiting = match deadline {
+                None => self
+                    .moved
+                    .wait(waiting)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let Some(left) = deadline.checked_duration_since(std::time::Instant::now())
+                    else {
+                        return Ok(false);
+                    };
+                    self.moved
+                        .wait_timeout(waiting, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
     }
 
