@@ -341,6 +341,10 @@ async fn request_ids_and_sources_hold_across_replicas() -> TestResult {
             "both replicas answer req-{item} with one release"
         );
     }
+    // The other replica's last commits reach this one's followed head by
+    // LISTEN or the next poll.
+    let mut head = a.follow_head();
+    let _ = tokio::time::timeout(Duration::from_secs(5), head.wait_for(|h| *h >= 600)).await;
     assert_eq!(
         a.log_head(),
         600,
