@@ -55,6 +55,11 @@ pub struct FeedSettings {
     pub max_watchers_per_key: usize,
 }
 
+/// Longest a stream's start waits for this replica's head to reach the
+/// shared head it just read (the writer forwards it at once; this only
+/// bounds a stuck forwarder).
+const HEAD_WAIT: Duration = Duration::from_secs(2);
+
 /// One item of a watch stream.
 pub type WatchItem = Result<WatchPressReleasesResponse, DomainError>;
 
@@ -173,6 +178,14 @@ impl Feed {
     /// Resolves where a stream starts: it delivers what comes after this
     /// log position.
     async fn start_position(&self, start: Option<Start>) -> Result<u64, DomainError> {
+        if self.shared.store.followed_head().is_some() {
+            // A replica of a shared store: learn the head now, so that what
+            // another replica acknowledged before this call (a cursor it
+            // issued, say) is within this stream's reach from the start.
+            let latest = self.shared.store.latest_head().await?;
+            let mut durable = self.shared.durable_head.clone();
+            let _ = tokio::time::timeout(HEAD_WAIT, durable.wait_for(|head| *head >= latest)).await;
+        }
         let durable = *self.shared.durable_head.borrow();
         match start {
             None => Ok(durable),

@@ -313,6 +313,13 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Learns the change log's head now and returns it: a replica of a
+    /// shared store asks the database (and its followed head moves on at
+    /// once); an engine this process alone writes knows it already.
+    async fn latest_head(&self) -> Result<u64, StoreError> {
+        Ok(self.log_head())
+    }
+
     /// Change-log entries with `after < seq <= up_to`, in order, at most
     /// `limit` of them.
     async fn read_log(

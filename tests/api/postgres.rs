@@ -30,7 +30,7 @@ use tonic::{Code, transport::Channel};
 
 use crate::helpers::{
     Binary, TestResult, TestServer, channel, create_request, from_now, list_all, read_events,
-    read_until, release, seq, temp_dir, watch,
+    read_until, read_until_caught_up, release, seq, temp_dir, watch,
 };
 
 /// A private cluster with one database, and its URL.
@@ -226,11 +226,10 @@ async fn two_replicas_in_process_share_one_log() -> TestResult {
             .into_inner();
         names.push(created.name);
     }
-    // History on B, then live. (B may say it has caught up a moment
-    // before it has followed the head past A's last write: caught up is
-    // with what this replica knows; the rest follows live.)
+    // History on B, then live: a stream learns the shared head when it
+    // starts, so what A acknowledged before is history on B, caught up.
     let mut stream = watch(&mut on_b, beginning()).await?;
-    let history = read_events(&mut stream, 10).await?;
+    let history = read_until_caught_up(&mut stream).await?;
     assert_eq!(history.names(), names);
     for i in 10..15 {
         let created = on_a
@@ -241,7 +240,21 @@ async fn two_replicas_in_process_share_one_log() -> TestResult {
     }
     let live = read_events(&mut stream, 5).await?;
     assert_eq!(live.names(), names[10..]);
-    // A cursor from A resumes on B.
+    // A cursor A has just issued resumes on B at once (it is never "ahead
+    // of B's log").
+    let mut on_a_stream = watch(&mut on_a, beginning()).await?;
+    let fresh = on_a
+        .create_press_release(create_request(release("Replicated quokka 15")))
+        .await?
+        .into_inner();
+    names.push(fresh.name);
+    let newest = read_events(&mut on_a_stream, 16).await?;
+    let mut right_after = watch(
+        &mut on_b,
+        from(Start::AfterCursor(newest.events[14].cursor.clone())),
+    )
+    .await?;
+    assert_eq!(read_events(&mut right_after, 1).await?.names(), names[15..]);
     let mut on_a_stream = watch(&mut on_a, beginning()).await?;
     let from_a = read_events(&mut on_a_stream, 4).await?;
     let mut resumed = watch(
@@ -249,10 +262,10 @@ async fn two_replicas_in_process_share_one_log() -> TestResult {
         from(Start::AfterCursor(from_a.events[3].cursor.clone())),
     )
     .await?;
-    let rest = read_events(&mut resumed, 11).await?;
+    let rest = read_events(&mut resumed, 12).await?;
     assert_eq!(rest.names(), names[4..]);
     // B's own search index catches up with what A wrote.
-    search_finds(&mut on_b, "quokka", 15).await?;
+    search_finds(&mut on_b, "quokka", 16).await?;
     a.stop().await;
     b.stop().await;
     Ok(())

@@ -552,6 +552,12 @@ impl Store for PostgresStore {
         Some(self.follow_head())
     }
 
+    async fn latest_head(&self) -> Result<u64, StoreError> {
+        let head = read_head(&self.pool).await?;
+        self.advance(head);
+        Ok(head)
+    }
+
     async fn read_log(
         &self,
         after: u64,
