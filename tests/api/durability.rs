@@ -15,13 +15,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use pressroom::{
-    proto::v1::{
-        GetPressReleaseRequest, GetPressReleaseStatsRequest, ListPressReleasesRequest,
-        SearchPressReleasesRequest, StartPosition, WatchPressReleasesRequest,
-        watch_press_releases_request::Start, watch_press_releases_response::Kind,
-    },
-    store::Store as _,
+use pressroom::proto::v1::{
+    GetPressReleaseRequest, GetPressReleaseStatsRequest, ListPressReleasesRequest,
+    SearchPressReleasesRequest, StartPosition, WatchPressReleasesRequest,
+    watch_press_releases_request::Start, watch_press_releases_response::Kind,
 };
 use tokio_stream::StreamExt as _;
 use tonic::Code;
