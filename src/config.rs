@@ -17,9 +17,17 @@ pub struct ServeConfig {
     #[arg(long, env = "PRESSROOM_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
-    /// Directory for the data; created if missing.
+    /// Directory for the data; created if missing. With `--store` it holds
+    /// only this replica's search index and scratch files.
     #[arg(long, env = "PRESSROOM_DATA_DIR", default_value = "./pressroom-data")]
     pub data_dir: PathBuf,
+
+    /// Where press releases are stored: unset for sled in `--data-dir` (the
+    /// default, one process), or a PostgreSQL URL such as
+    /// `postgres://user:secret@db/pressroom?sslmode=verify-full`, which any
+    /// number of replicas share.
+    #[arg(long, env = "PRESSROOM_STORE", hide_env_values = true)]
+    pub store: Option<String>,
 
     /// Log format: `auto` (pretty on a terminal, JSON otherwise), `pretty` or
     /// `json`. Levels come from `RUST_LOG` (default `info`).
@@ -189,6 +197,15 @@ impl ServeConfig {
                 self.data_dir.display()
             ));
         }
+        if let Some(url) = &self.store
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            problems.push(
+                "--store (PRESSROOM_STORE) must be a PostgreSQL URL (postgres://…); \
+                 leave it unset for sled in --data-dir"
+                    .into(),
+            );
+        }
         if !(1..=1 << 20).contains(&self.cache_mb) {
             problems.push(format!(
                 "--cache-mb (PRESSROOM_CACHE_MB) must be between 1 and 1048576, got {}",
@@ -338,6 +355,7 @@ mod tests {
         let bad = ServeConfig {
             cache_mb: 0,
             max_write_batch: 0,
+            store: Some("mysql://db/pressroom".into()),
             ..config
         };
         let message = bad
@@ -346,7 +364,9 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
-            message.contains("--cache-mb") && message.contains("--max-write-batch"),
+            message.contains("--cache-mb")
+                && message.contains("--max-write-batch")
+                && message.contains("--store"),
             "{message}"
         );
         assert!(ServeConfig::from_args(["--shutdown-grace", "soon"]).is_err());

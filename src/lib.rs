@@ -19,8 +19,9 @@
 //!   versions of a source, field masks, paging, imports, search and
 //!   statistics requests, backups.
 //! - [`store`]: the storage trait, its conformance suite and the one writer
-//!   that commits and flushes; the sled engine beneath it owns the keys,
-//!   the indexes and the change log.
+//!   that commits and flushes; the engines beneath it (sled embedded,
+//!   PostgreSQL shared by replicas) own the keys, the indexes and the
+//!   change log.
 //! - [`feed`]: readers of the change log: watch streams (history, then
 //!   live, optionally narrowed by a standing text query), subscriptions
 //!   (named consumers whose position and acks the store keeps, shared by

@@ -81,17 +81,17 @@ pub struct Sources {
 }
 
 impl Sources {
-    fn refresh(&self) {
+    async fn refresh(&self) {
         let head = *self.durable_head.borrow();
         metrics::gauge!("pressroom_change_log_head").set(head as f64);
         metrics::gauge!("pressroom_active_watchers").set(self.watchers.active() as f64);
         metrics::gauge!("pressroom_search_index_lag")
             .set(head.saturating_sub(self.search.position()) as f64);
-        match self.store.published_total() {
+        match self.store.published_total().await {
             Ok(total) => metrics::gauge!("pressroom_releases_published").set(total as f64),
             Err(error) => tracing::warn!(%error, "cannot read the published count"),
         }
-        match self.store.embargoes_pending() {
+        match self.store.embargoes_pending().await {
             Ok(pending) => metrics::gauge!("pressroom_embargoes_pending").set(pending as f64),
             Err(error) => tracing::warn!(%error, "cannot count pending embargoes"),
         }
@@ -112,8 +112,8 @@ pub async fn serve(
                 let Some(handle) = handle() else {
                     return String::from("# metrics are unavailable in this process\n");
                 };
+                sources.refresh().await;
                 tokio::task::spawn_blocking(move || {
-                    sources.refresh();
                     handle.run_upkeep();
                     handle.render()
                 })

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders every kustomize overlay (and the restore Job) with the real
 # kustomize built into kubectl, validates the output offline in strict mode
-# against the newest Kubernetes schemas that kubernetes-validate ships,
+# against the newest Kubernetes schemas that kubernetes-validate ships (and
+# custom resources, CloudNativePG's Cluster, against .ci/checks/schemas),
 # checks the restricted security profile, and runs yamllint on the YAML.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,12 +35,16 @@ for dir in "${targets[@]}"; do
     [ "$count" -gt 0 ] || die "$dir rendered no objects"
     echo "$count objects"
 
+    step "k8s: custom resources against .ci/checks/schemas $dir"
+    builtin="$out/$name.builtin.yaml"
+    "$PYTHON" .ci/checks/crd_validate.py "$rendered" "$builtin"
+
     step "k8s: kubernetes-validate --strict (Kubernetes $k8s_version) $dir"
     # kubernetes-validate exits 0 on a kind it has no schema for (it only
     # warns): treat every WARN as a failure, so a typo in a kind or an
     # apiVersion can't slip through.
     set +e
-    report="$(kubernetes-validate --strict --quiet -k "$k8s_version" "$rendered" 2>&1)"
+    report="$(kubernetes-validate --strict --quiet -k "$k8s_version" "$builtin" 2>&1)"
     rc=$?
     set -e
     [ -z "$report" ] || printf '%s\n' "$report"

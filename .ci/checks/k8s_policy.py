@@ -12,6 +12,11 @@ this says they are what we mean them to be:
 - a pod with fsGroup uses fsGroupChangePolicy OnRootMismatch;
 - the Pressroom StatefulSet has exactly one replica (sled: one process per
   data directory);
+- a Pressroom Deployment (the PostgreSQL store) has at least 2 replicas, no
+  volume claims, a PodDisruptionBudget, topology spread over nodes, and its
+  PRESSROOM_STORE from the Secret of a CloudNativePG Cluster rendered with
+  it; that Cluster has at least 3 instances and required synchronous
+  replication;
 - every object carries the app.kubernetes.io name, part-of and managed-by
   labels.
 
@@ -103,6 +108,53 @@ def check_pod(where, pod, problems):
             problems.append(f"{at}: image {image!r} needs a tag other than latest")
 
 
+def is_pressroom_server(obj):
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return (labels.get("app.kubernetes.io/name") == "pressroom"
+            and labels.get("app.kubernetes.io/component") == "server")
+
+
+def check_ha(objects, problems):
+    """The PostgreSQL-backed Deployment and the database it is wired to."""
+    deployments = [o for o in objects if o.get("kind") == "Deployment" and is_pressroom_server(o)]
+    clusters = {(o.get("metadata") or {}).get("name"): o for o in objects
+                if o.get("kind") == "Cluster" and o.get("apiVersion", "").startswith("postgresql.cnpg.io/")}
+    for name, cluster in clusters.items():
+        spec = cluster.get("spec") or {}
+        if spec.get("instances", 0) < 3:
+            problems.append(f"Cluster/{name}: needs at least 3 instances")
+        sync = (spec.get("postgresql") or {}).get("synchronous") or {}
+        if sync.get("method") not in ("any", "first") or sync.get("number", 0) < 1:
+            problems.append(f"Cluster/{name}: needs synchronous replication (method, number >= 1)")
+        if sync.get("dataDurability", "required") != "required":
+            problems.append(f"Cluster/{name}: dataDurability must be required")
+    for deployment in deployments:
+        where = f"Deployment/{deployment['metadata']['name']}"
+        spec = deployment.get("spec") or {}
+        pod = spec.get("template", {}).get("spec") or {}
+        if spec.get("replicas", 1) < 2:
+            problems.append(f"{where}: needs at least 2 replicas")
+        if any("persistentVolumeClaim" in v for v in pod.get("volumes") or []):
+            problems.append(f"{where}: replicas must be stateless (no volume claims)")
+        keys = {c.get("topologyKey") for c in pod.get("topologySpreadConstraints") or []}
+        if "kubernetes.io/hostname" not in keys:
+            problems.append(f"{where}: needs a topology spread over kubernetes.io/hostname")
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        if not any(o.get("kind") == "PodDisruptionBudget"
+                   and ((o.get("spec") or {}).get("selector") or {}).get("matchLabels") == selector
+                   for o in objects):
+            problems.append(f"{where}: no PodDisruptionBudget selects its pods")
+        env = {}
+        for container in pod.get("containers") or []:
+            for var in container.get("env") or []:
+                env[var["name"]] = var
+        if "PRESSROOM_STORE" not in env:
+            problems.append(f"{where}: PRESSROOM_STORE is not set")
+        secrets = {(v.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") for v in env.values()}
+        if not any(f"{name}-app" in secrets for name in clusters):
+            problems.append(f"{where}: takes no connection Secret of a rendered CloudNativePG Cluster")
+
+
 def main(path):
     with open(path, encoding="utf-8") as f:
         objects = [o for o in yaml.safe_load_all(f) if o]
@@ -121,6 +173,7 @@ def main(path):
         if obj.get("kind") == "StatefulSet" and labels.get("app.kubernetes.io/name") == "pressroom":
             if obj["spec"].get("replicas") != 1:
                 problems.append(f"{where}: must have exactly 1 replica (sled)")
+    check_ha(objects, problems)
     for problem in problems:
         print(f"ERROR {problem}")
     if problems:

@@ -274,6 +274,17 @@ class Pod:
             # Readable by us whatever the mode (the pod reads through fsGroup).
             os.chmod(path, mode | 0o400)
 
+    def local_paths_in(self, text):
+        """`text` with the mounted paths inside it (e.g. a URL's sslrootcert)
+        moved to where the test laid the volumes out."""
+        paths = sorted((m["mountPath"].rstrip("/") for m in self.container.get("volumeMounts") or []),
+                       key=len, reverse=True)
+        if not paths:
+            return text
+        pattern = "|".join(re.escape(p) + "/" for p in paths)
+        # One pass, so that a path moved under /tmp is not moved again.
+        return re.sub(pattern, lambda m: self.local(m.group(0)[:-1]) + "/", text)
+
     def on_volume(self, path):
         return any(path == m or path.startswith(m + "/") for m in self.mounts)
 
@@ -481,18 +492,22 @@ def main_port_health(port, tls_cert):
             return f"{error.code().name}: {error.details()}"
 
 
-def run_overlay(name, rendered, binary, image, work):
+def run_overlay(name, rendered, binary, image, work, external=()):
     objects, index = load(rendered)
-    statefulsets = [o for o in objects if o["kind"] == "StatefulSet"
+    # Secrets made outside the manifests (by CloudNativePG, for the ha
+    # overlay): the test stands in for them.
+    for secret in external:
+        index[("Secret", secret["metadata"]["name"])] = secret
+    statefulsets = [o for o in objects if o["kind"] in ("StatefulSet", "Deployment")
                     and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "pressroom"]
     if len(statefulsets) != 1:
-        raise Failure(f"{name}: expected one Pressroom StatefulSet, found {len(statefulsets)}")
+        raise Failure(f"{name}: expected one Pressroom StatefulSet or Deployment, found {len(statefulsets)}")
     statefulset = statefulsets[0]
     spec = statefulset["spec"]["template"]["spec"]
     containers = [c for c in spec["containers"] if c["name"] == "pressroom"] or spec["containers"][:1]
     claim_templates = {t["metadata"]["name"] for t in statefulset["spec"].get("volumeClaimTemplates") or []}
     root = tempfile.mkdtemp(prefix=f"smoke-{name}-", dir=work)
-    pod = Pod(f"{name}: StatefulSet/{statefulset['metadata']['name']}", objects, index, spec,
+    pod = Pod(f"{name}: {statefulset['kind']}/{statefulset['metadata']['name']}", objects, index, spec,
               containers[0], claim_templates, root, image)
 
     log(f"\n--- {name}: static checks")
@@ -533,7 +548,7 @@ def run_overlay(name, rendered, binary, image, work):
         else:
             port_map[port] = port
     for key, value in pod.env.items():
-        env[key] = pod.local(value) if value.startswith("/") else value
+        env[key] = pod.local(value) if value.startswith("/") else pod.local_paths_in(value)
     argv = [binary] + [pod.local(a) if a.startswith("/") else a for a in pod.argv[1:]]
     shown = {k: v for k, v in env.items() if k.startswith("PRESSROOM_") or k == "RUST_LOG"}
     log(f"\n--- {name}: starting {' '.join(shlex.quote(a) for a in argv)}")
@@ -661,8 +676,18 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--dockerfile", required=True)
     parser.add_argument("--restore", help="rendered restore Job to check the flags of")
+    parser.add_argument("--external-secret", action="append", default=[],
+                        metavar="NAME:KEY=FILE",
+                        help="a Secret made outside the manifests (e.g. by CloudNativePG)")
     parser.add_argument("overlays", nargs="+", metavar="NAME=RENDERED.yaml")
     args = parser.parse_args()
+    external = {}
+    for item in args.external_secret:
+        name, _, rest = item.partition(":")
+        key, _, path = rest.partition("=")
+        with open(path, "rb") as f:
+            external.setdefault(name, {})[key] = base64.b64encode(f.read()).decode()
+    external = [{"kind": "Secret", "metadata": {"name": n}, "data": d} for n, d in external.items()]
     binary = os.path.abspath(args.binary)
     image = dockerfile_runtime(args.dockerfile)
     work = tempfile.mkdtemp(prefix="pressroom-smoke-")
@@ -671,7 +696,7 @@ def main():
         for item in args.overlays:
             name, _, rendered = item.partition("=")
             try:
-                run_overlay(name, rendered, binary, image, work)
+                run_overlay(name, rendered, binary, image, work, external)
                 log(f"{name}: passed")
             except Failure as failure:
                 log(f"FAIL {failure}")

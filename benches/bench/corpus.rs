@@ -24,7 +24,7 @@ use pressroom::{
         SearchPressReleasesRequest, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
-    store::{SledStore, Store},
+    store::SledStore,
 };
 use prost::Message as _;
 use tempfile::TempDir;

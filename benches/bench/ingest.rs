@@ -27,7 +27,7 @@ use std::{
 use pressroom::{
     domain::{IMPORT_BATCH, name},
     proto::v1::{CreatePressReleaseRequest, PressRelease},
-    store::{Change, LogEntry, NewRelease, SledStore, Store},
+    store::{Change, LogEntry, NewRelease, SledStore},
 };
 use prost::Message as _;
 
@@ -291,7 +291,7 @@ async fn store_load(
         }
         let started = Instant::now();
         for changes in batches {
-            store.commit(changes, pressroom::proto::now())?;
+            store.commit(changes, Some(pressroom::proto::now()))?;
         }
         let elapsed = started.elapsed();
         drop(store);

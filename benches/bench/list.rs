@@ -19,7 +19,7 @@ use pressroom::{
         Timestamp,
         v1::{ListPressReleasesRequest, ListPressReleasesResponse, PressReleaseFilter},
     },
-    store::{ListQuery, Store},
+    store::ListQuery,
 };
 
 use crate::{

@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [subscribe]
+//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [writes] [subscribe]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -20,8 +20,10 @@
 //! - [`delivery`]: watchers that note each arrival and writes at a fixed
 //!   rate, shared by [`fanout`] and [`alerts`].
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
-//!   [`list`], [`search`], [`feeds`], [`alerts`], [`subscribe`] (beside
-//!   NATS JetStream).
+//!   [`list`], [`search`], [`feeds`], [`alerts`], [`writes`] (in-process,
+//!   for callgrind A/B of the write path), [`postgres`] (`--store
+//!   postgres`: the PostgreSQL engine), [`subscribe`] (beside NATS
+//!   JetStream).
 
 /// The allocator the `pressroom` binary uses, so that what is measured is
 /// what ships (the references run on it too).
@@ -39,10 +41,12 @@ mod get;
 mod ingest;
 mod list;
 mod measure;
+mod postgres;
 mod replay;
 mod search;
 mod server;
 mod subscribe;
+mod writes;
 
 use std::time::{Duration, Instant};
 
@@ -55,7 +59,7 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The scenarios, in the order they run: those on fresh data dirs first,
 /// then those reading the corpus (the list reference needs the store before
 /// the server holds it).
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 11] = [
     "fanout",
     "subscribe",
     "ingest",
@@ -65,6 +69,8 @@ const SCENARIOS: [&str; 9] = [
     "search",
     "feeds",
     "alerts",
+    "writes",
+    "postgres",
 ];
 
 /// The sizes and durations of a run.
@@ -141,7 +147,11 @@ impl Plan {
 }
 
 const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
-scenarios: get ingest fanout replay list search feeds alerts subscribe (default: all)
+scenarios: get ingest fanout replay list search feeds alerts writes subscribe postgres
+           (default: all but postgres)
+  --store postgres   the PostgreSQL engine (scenario postgres: creates against
+            raw INSERT and sled, fan-out across two replicas) on a private
+            durable PostgreSQL; env PRESSROOM_BENCH_STORE=postgres
   --quick   about a minute: smaller corpus, shorter phases
   --bench   given by `cargo bench`; without it (e.g. under `cargo test
             --all-targets`) nothing is run";
@@ -164,8 +174,23 @@ fn run() -> BenchResult<()> {
     let mut quick = false;
     let mut benching = false;
     let mut selected: Vec<&'static str> = Vec::new();
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    if std::env::var("PRESSROOM_BENCH_STORE").is_ok_and(|store| store == "postgres") {
+        selected.push("postgres");
+    }
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            store_arg if store_arg == "--store" || store_arg.starts_with("--store=") => {
+                let store = match arg.split_once('=') {
+                    Some((_, store)) => store.to_string(),
+                    None => args.next().unwrap_or_default(),
+                };
+                match store.as_str() {
+                    "postgres" if !selected.contains(&"postgres") => selected.push("postgres"),
+                    "postgres" | "sled" => {}
+                    other => return Err(format!("unknown store {other:?}\n{USAGE}").into()),
+                }
+            }
             "--quick" => quick = true,
             // cargo bench passes `--bench`; cargo test does not.
             "--bench" => benching = true,
@@ -188,7 +213,11 @@ fn run() -> BenchResult<()> {
         return Ok(());
     }
     if selected.is_empty() {
-        selected = SCENARIOS.to_vec();
+        selected = SCENARIOS
+            .iter()
+            .copied()
+            .filter(|s| *s != "postgres")
+            .collect();
     }
     let plan = Plan::new(quick);
     init_logging();
@@ -226,6 +255,8 @@ async fn run_scenarios(plan: &Plan, selected: &[&str]) -> BenchResult<usize> {
             "search" => search::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "feeds" => feeds::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
             "alerts" => alerts::run(plan, loaded(&mut corpus, plan).await?, &mut summary).await?,
+            "writes" => writes::run(plan).await?,
+            "postgres" => postgres::run(plan, &mut summary).await?,
             _ => {}
         }
     }

@@ -137,7 +137,7 @@ impl PressReleaseService for PressReleaseApi {
         request: Request<WatchPressReleasesRequest>,
     ) -> Result<Response<WatchResponseStream>, Status> {
         let caller = caller(&request)?;
-        let stream = self.feed.watch(request.into_inner(), &caller)?;
+        let stream = self.feed.watch(request.into_inner(), &caller).await?;
         Ok(Response::new(Box::pin(
             stream.map(|item| item.map_err(Status::from)),
         )))

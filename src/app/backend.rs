@@ -23,13 +23,35 @@ use crate::{
     feed::{Feed, FeedSettings, WatcherRegistry, embargo},
     prometheus,
     search::{self, SearchIndex},
-    store::{SledStore, Store, StoreError, Writer},
+    store::{
+        PostgresOptions, PostgresStore, SledStore, Store, StoreError, Writer,
+        postgres::{EMBARGO_SCHEDULER, Leadership, LeadershipTiming},
+    },
     syndication::{Syndication, SyndicationMetrics, SyndicationSettings},
 };
 
+/// The engine the store lives in, opened.
+pub(super) enum Engine {
+    /// sled in `<data dir>/store`: this process alone.
+    Sled(Arc<SledStore>),
+    /// A PostgreSQL database that replicas share.
+    Postgres(Arc<PostgresStore>),
+}
+
+impl Engine {
+    /// The store behind the trait every part uses.
+    pub(super) fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sled(sled) => Arc::new(Arc::clone(sled)),
+            Self::Postgres(postgres) => Arc::clone(postgres) as Arc<dyn Store>,
+        }
+    }
+}
+
 /// The store, its writer, the domain and the change-log readers, running.
 pub(super) struct Backend {
-    store: Arc<SledStore>,
+    engine: Engine,
+    store: Arc<dyn Store>,
     store_dir: PathBuf,
     writer: Writer,
     writer_task: JoinHandle<()>,
@@ -41,17 +63,35 @@ pub(super) struct Backend {
     feed: Feed,
     watchers: WatcherRegistry,
     scheduler: JoinHandle<()>,
+    /// This replica's turn at the embargo scheduler (PostgreSQL only).
+    leadership: Option<Leadership>,
 }
 
 impl Backend {
-    /// Opens the store in `<data dir>/store` (off the async threads: sled
-    /// recovers its log while opening).
-    pub(super) async fn open_store(config: &ServeConfig) -> Result<Arc<SledStore>, AppError> {
+    /// Opens the store: the PostgreSQL database `--store` names, else sled
+    /// in `<data dir>/store` (off the async threads: sled recovers its log
+    /// while opening).
+    pub(super) async fn open_store(config: &ServeConfig) -> Result<Engine, AppError> {
+        if let Some(url) = &config.store {
+            let scratch_dir = config.data_dir.join("scratch");
+            std::fs::create_dir_all(&scratch_dir).map_err(|source| AppError::DataDir {
+                path: scratch_dir.clone(),
+                source,
+            })?;
+            let options = PostgresOptions {
+                scratch_dir,
+                ..PostgresOptions::default()
+            };
+            let store = PostgresStore::open(url, options)
+                .await
+                .map_err(AppError::Database)?;
+            return Ok(Engine::Postgres(Arc::new(store)));
+        }
         let store_dir = store_dir(config);
         let cache_bytes = config.cache_mb * 1024 * 1024;
         let opening = store_dir.clone();
         let store = on_store(&store_dir, move || SledStore::open(&opening, cache_bytes)).await?;
-        Ok(Arc::new(store))
+        Ok(Engine::Sled(Arc::new(store)))
     }
 
     /// Starts the writer on `store`, opens the search index and starts its
@@ -61,34 +101,34 @@ impl Backend {
     /// all at once if the app is dropped before it runs).
     pub(super) fn start(
         config: &ServeConfig,
-        store: Arc<SledStore>,
+        engine: Engine,
         everything: &CancellationToken,
         draining: CancellationToken,
     ) -> Result<Self, AppError> {
-        let engine: Arc<dyn Store> = store.clone();
+        let store = engine.store();
         let stop_writer = everything.child_token();
         let (writer, writer_task) = Writer::start(
-            Arc::clone(&engine),
+            Arc::clone(&store),
             config.max_write_batch,
             stop_writer.clone(),
         );
 
         let durable = *writer.durable_head().borrow();
         let (search, search_start) =
-            SearchIndex::open(&config.data_dir.join("search"), engine.store_id(), durable)?;
+            SearchIndex::open(&config.data_dir.join("search"), store.store_id(), durable)?;
         let stop_indexer = everything.child_token();
         let indexer = search::spawn(
             search.clone(),
             search_start,
-            Arc::clone(&engine),
+            Arc::clone(&store),
             &writer,
             stop_indexer.clone(),
         )?;
 
-        let releases = PressReleases::new(Arc::clone(&engine), writer.clone(), search.clone());
+        let releases = PressReleases::new(Arc::clone(&store), writer.clone(), search.clone());
         let watchers = WatcherRegistry::default();
         let feed = Feed::new(
-            Arc::clone(&engine),
+            Arc::clone(&store),
             &writer,
             search.clone(),
             FeedSettings {
@@ -100,14 +140,26 @@ impl Backend {
             draining.clone(),
             watchers.clone(),
         );
+        // Replicas on one database take turns: the scheduler runs only while
+        // this one holds the advisory lock (an overlap is harmless: a second
+        // publication of the same release is refused as stale).
+        let leadership = match &engine {
+            Engine::Sled(_) => None,
+            Engine::Postgres(postgres) => {
+                Some(postgres.leadership(EMBARGO_SCHEDULER, LeadershipTiming::default()))
+            }
+        };
         let scheduler = tokio::spawn(embargo::run(
             releases.clone(),
-            engine,
+            Arc::clone(&store),
             writer.clone(),
+            leadership.as_ref().map(Leadership::watch),
             draining,
         ));
         Ok(Self {
+            engine,
             store,
+            leadership,
             store_dir: store_dir(config),
             writer,
             writer_task,
@@ -151,7 +203,7 @@ impl Backend {
     /// What the metrics endpoint reads its gauges from.
     pub(super) fn metrics_sources(&self) -> prometheus::Sources {
         prometheus::Sources {
-            store: self.store.clone(),
+            store: Arc::clone(&self.store),
             durable_head: self.writer.durable_head(),
             watchers: self.watchers.clone(),
             search: self.search.clone(),
@@ -179,8 +231,15 @@ impl Backend {
         if let Err(error) = self.writer_task.await {
             tracing::error!(%error, "the writer task failed");
         }
-        let flushing = Arc::clone(&self.store);
-        on_store(&self.store_dir, move || flushing.flush()).await?;
+        drop(self.leadership);
+        match &self.engine {
+            Engine::Sled(sled) => {
+                let flushing = Arc::clone(sled);
+                on_store(&self.store_dir, move || SledStore::flush(&flushing)).await?;
+            }
+            // Every commit was durable when COMMIT returned.
+            Engine::Postgres(_) => {}
+        }
         tracing::info!(log_head = self.store.log_head(), "stopped");
         Ok(())
     }

@@ -40,6 +40,9 @@ pub enum AppError {
         #[source]
         source: StoreError,
     },
+    /// The PostgreSQL store (`--store`) could not be opened.
+    #[error("the PostgreSQL store failed")]
+    Database(#[source] StoreError),
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {

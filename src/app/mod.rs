@@ -29,16 +29,14 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic_health::server::HealthReporter;
 
 pub use self::error::AppError;
-use self::{backend::Backend, grpc::GrpcServer, side_ports::SidePorts};
+use self::{
+    backend::{Backend, Engine},
+    grpc::GrpcServer,
+    side_ports::SidePorts,
+};
 use crate::{
-    api::limits::LimitsLayer,
-    api_keys::Keys,
-    config::ServeConfig,
-    feed::WatcherRegistry,
-    prometheus,
-    store::{SledStore, Store as _},
-    syndication::SyndicationMetrics,
-    telemetry,
+    api::limits::LimitsLayer, api_keys::Keys, config::ServeConfig, feed::WatcherRegistry,
+    prometheus, store::SledStore, syndication::SyndicationMetrics, telemetry,
 };
 
 /// A server that has opened its store, bound its ports and wired
@@ -62,15 +60,20 @@ impl App {
     pub async fn build(config: ServeConfig) -> Result<Self, AppError> {
         config.validate()?;
         prepare_data_dir(&config)?;
-        let store = Backend::open_store(&config).await?;
-        Self::build_on(config, store).await
+        let engine = Backend::open_store(&config).await?;
+        Self::build_with(config, engine).await
     }
 
     /// [`App::build`] over a store already open in `<data dir>/store`, for
     /// a caller that keeps a handle on it (a test that holds its syncs
     /// open, say).
     pub async fn build_on(config: ServeConfig, store: Arc<SledStore>) -> Result<Self, AppError> {
+        Self::build_with(config, Engine::Sled(store)).await
+    }
+
+    async fn build_with(config: ServeConfig, engine: Engine) -> Result<Self, AppError> {
         config.validate()?;
+        let store = engine.store();
         let keys = config.keys_file.as_deref().map(Keys::load).transpose()?;
         let tls = grpc::tls_config(&config)?;
         let listener = Bound::bind(config.listen).await?;
@@ -89,7 +92,7 @@ impl App {
         let everything = CancellationToken::new();
         let abandoned = everything.clone().drop_guard();
         let draining = everything.child_token();
-        let backend = Backend::start(&config, store, &everything, draining.clone())?;
+        let backend = Backend::start(&config, engine, &everything, draining.clone())?;
         let health = HealthReporter::new();
         let addr = listener.addr;
         // gRPC calls and feed requests share the limits.

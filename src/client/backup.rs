@@ -10,7 +10,10 @@ use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt as _;
 
 use super::{ClientArgs, ClientError, connect};
-use crate::{proto::v1::BackupPressReleasesRequest, store::SledStore};
+use crate::{
+    proto::v1::BackupPressReleasesRequest,
+    store::{PortableReader, PostgresOptions, PostgresStore, SledStore, StoreError},
+};
 
 /// `pressroom backup`
 #[derive(Clone, Debug, clap::Args)]
@@ -36,9 +39,15 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub input: PathBuf,
 
-    /// The data dir to restore into; it must not hold a store yet.
-    #[arg(long, env = "PRESSROOM_DATA_DIR")]
-    pub data_dir: PathBuf,
+    /// The data dir to restore a sled store's backup into; it must not hold
+    /// a store yet.
+    #[arg(long, env = "PRESSROOM_DATA_DIR", required_unless_present = "to")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A PostgreSQL database (`postgres://…`) to restore a PostgreSQL
+    /// store's backup into instead; it must not hold a store yet.
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 pub(super) async fn backup(args: BackupArgs) -> Result<(), ClientError> {
@@ -131,18 +140,72 @@ fn prune(directory: &Path, keep: usize) -> Result<(), ClientError> {
 }
 
 pub(super) async fn restore(args: RestoreArgs) -> Result<(), ClientError> {
+    if let Some(url) = &args.to {
+        return restore_into_postgres(&args.input, url).await;
+    }
+    let Some(data_dir) = args.data_dir else {
+        return Err(ClientError::Usage("--data-dir or --to is needed".into()));
+    };
     let info = tokio::task::spawn_blocking(move || {
         let mut input = std::fs::File::open(&args.input).map_err(|source| ClientError::File {
             path: args.input.clone(),
             source,
         })?;
-        SledStore::restore(&mut input, &args.data_dir).map_err(|e| ClientError::Other(Box::new(e)))
+        SledStore::restore(&mut input, &data_dir).map_err(|e| ClientError::Other(Box::new(e)))
     })
     .await
     .map_err(|e| ClientError::Other(Box::new(e)))??;
     println!(
         "restored store {} at change-log position {} ({} entries); the search index is rebuilt on start",
         info.store_id, info.position, info.entries
+    );
+    Ok(())
+}
+
+/// Restores a backup of the PostgreSQL store (the portable format) into an
+/// empty database, in one transaction: a damaged or truncated file, found
+/// at the latest by the checksum at its end, leaves the database empty.
+async fn restore_into_postgres(input: &Path, url: &str) -> Result<(), ClientError> {
+    let file = std::fs::File::open(input).map_err(|source| ClientError::File {
+        path: input.to_path_buf(),
+        source,
+    })?;
+    let mut reader = PortableReader::open(std::io::BufReader::new(file))
+        .map_err(|e| ClientError::Invalid(format!("{}: {e}", input.display())))?;
+    let info = reader.info;
+    let target = PostgresStore::open(url, PostgresOptions::default())
+        .await
+        .map_err(|e| ClientError::Other(Box::new(e)))?;
+    let (items, received) = tokio::sync::mpsc::channel(4_096);
+    let reading = tokio::task::spawn_blocking(move || {
+        loop {
+            match reader.next_item() {
+                Ok(Some(item)) => {
+                    if items.blocking_send(Ok(item)).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    // The import sees the failure and commits nothing.
+                    let _ = items.blocking_send(Err(StoreError::Closed));
+                    return Err(error);
+                }
+            }
+        }
+    });
+    let imported = target.import(info.store_id, info.position, received).await;
+    let read = reading.await.map_err(|e| ClientError::Other(Box::new(e)))?;
+    if let Err(error) = read {
+        return Err(ClientError::Invalid(format!(
+            "{}: {error}",
+            input.display()
+        )));
+    }
+    let summary = imported.map_err(|e| ClientError::Other(Box::new(e)))?;
+    println!(
+        "restored store {} at change-log position {} ({} releases) into the database",
+        info.store_id, info.position, summary.releases
     );
     Ok(())
 }

@@ -13,6 +13,7 @@ mod filter;
 mod follow;
 mod import;
 mod keygen;
+mod migrate;
 mod output;
 mod releases;
 mod subscriptions;
@@ -26,6 +27,7 @@ pub use export::{ExportArgs, ExportFormat};
 pub use follow::FollowArgs;
 pub use import::ImportArgs;
 pub use keygen::KeysArgs;
+pub use migrate::MigrateArgs;
 pub use releases::{
     CreateArgs, GetArgs, ListArgs, SearchArgs, StatsArgs, UpdateArgs, WithdrawArgs,
 };
@@ -80,6 +82,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Make API keys and keys-file lines.
     Keys(KeysArgs),
+    /// Move a sled data dir's store into an empty PostgreSQL database
+    /// (server stopped); names, change log and store id come along.
+    Migrate(MigrateArgs),
 }
 
 /// Runs a client verb.
@@ -101,6 +106,7 @@ pub async fn run(command: Command) -> Result<(), ClientError> {
         Command::Backup(args) => backup::backup(args).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Keys(args) => keygen::run(args),
+        Command::Migrate(args) => migrate::migrate(args).await,
     }
 }
 

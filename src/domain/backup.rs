@@ -21,10 +21,13 @@ impl PressReleases {
     /// Takes a consistent backup and streams it.
     pub async fn backup(&self) -> Result<BackupStream, DomainError> {
         let store = std::sync::Arc::clone(&self.store);
-        let backup = self
-            .writer
-            .exclusive(move |_durable| store.backup_file())
-            .await??;
+        let backup = if store.backup_needs_writer_paused() {
+            self.writer
+                .exclusive(move |_durable| async move { store.backup_file().await })
+                .await??
+        } else {
+            store.backup_file().await?
+        };
         let info = backup.info();
         tracing::info!(
             position = info.position,

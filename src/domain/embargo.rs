@@ -24,10 +24,10 @@ pub struct Publishing {
 impl PressReleases {
     /// Publishes the embargoed releases whose time has come.
     pub async fn publish_due(&self, now: Timestamp) -> Result<Publishing, DomainError> {
-        let due = self.store.embargoes_due(&now, PUBLISH_BATCH)?;
+        let due = self.store.embargoes_due(&now, PUBLISH_BATCH).await?;
         let mut changes = Vec::with_capacity(due.len());
         for id in &due {
-            let Some(current) = self.store.get(id)? else {
+            let Some(current) = self.store.get(id).await? else {
                 continue;
             };
             if current.state() != State::Embargoed {

@@ -69,6 +69,11 @@ impl From<StoreError> for DomainError {
             StoreError::Poisoned => {
                 Self::Unavailable("the server cannot write at the moment; see its log".into())
             }
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                Self::Unavailable("the store's database is unavailable; retry".into())
+            }
+            StoreError::Unsupported(message) => Self::FailedPrecondition(message),
             other => Self::Internal(Box::new(other)),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Caller, DomainError, PressReleases, filter, name, page_token};
 use crate::{
     proto::v1::{ListPressReleasesRequest, ListPressReleasesResponse},
-    store::{ListPosition, StoreError},
+    store::ListPosition,
 };
 
 /// Default page size of `List`.
@@ -43,11 +43,11 @@ impl PressReleases {
             token => Some(page_token::decode(token, fingerprint).map_err(|e| e.to_domain())?),
         };
         let store = Arc::clone(&self.store);
-        let mut page = tokio::task::spawn_blocking(move || {
-            let mut page = store.list(&query, after.as_ref(), page_size + 1)?;
+        let mut page = {
+            let mut page = store.list(&query, after.as_ref(), page_size + 1).await?;
             if include_embargoed {
                 // Pending embargoes are few: merge them in by position.
-                for release in store.embargoed()? {
+                for release in store.embargoed().await? {
                     let Ok(id) = name::parse("", &release.name) else {
                         continue;
                     };
@@ -60,10 +60,8 @@ impl PressReleases {
                 page.sort_by_key(|(position, _)| *position);
                 page.truncate(page_size + 1);
             }
-            Ok::<_, StoreError>(page)
-        })
-        .await
-        .map_err(DomainError::from_join)??;
+            page
+        };
         let next_page_token = if page.len() > page_size {
             page.truncate(page_size);
             page.last()

@@ -86,7 +86,7 @@ impl PressReleases {
         caller: &Caller,
     ) -> Result<PressRelease, DomainError> {
         let id = name::parse("name", &request.name)?;
-        let release = self.current(&id, &request.name)?;
+        let release = self.current(&id, &request.name).await?;
         if release.state() == State::Embargoed && !caller.role.sees_embargoed() {
             return Err(not_found(&request.name));
         }
@@ -94,8 +94,8 @@ impl PressReleases {
     }
 
     /// The record of a release that exists and is not withdrawn.
-    fn current(&self, id: &Uuid, name: &str) -> Result<PressRelease, DomainError> {
-        match self.store.get(id)? {
+    async fn current(&self, id: &Uuid, name: &str) -> Result<PressRelease, DomainError> {
+        match self.store.get(id).await? {
             Some(release) if release.state() != State::Withdrawn => Ok(release),
             _ => Err(not_found(name)),
         }

@@ -81,16 +81,25 @@ impl PressReleases {
         }
         let index = self.search.clone();
         let store = Arc::clone(&self.store);
+        let query = list_query.clone();
+        let hits = tokio::task::spawn_blocking(move || {
+            index.search(&parsed, &query, order, offset as usize, page_size)
+        })
+        .await
+        .map_err(DomainError::from_join)??;
+        let mut found = Vec::with_capacity(hits.hits.len());
+        for (score, id) in &hits.hits {
+            let Some(release) = store.get(id).await? else {
+                continue;
+            };
+            if release.state() != State::Published || !list_query.matches(&release) {
+                continue;
+            }
+            found.push((*score, release));
+        }
         tokio::task::spawn_blocking(move || {
-            let hits = index.search(&parsed, &list_query, order, offset as usize, page_size)?;
-            let mut results = Vec::with_capacity(hits.hits.len());
-            for (score, id) in &hits.hits {
-                let Some(release) = store.get(id)? else {
-                    continue;
-                };
-                if release.state() != State::Published || !list_query.matches(&release) {
-                    continue;
-                }
+            let mut results = Vec::with_capacity(found.len());
+            for (score, release) in found {
                 let highlights = hits
                     .highlighter
                     .highlights(&release)
@@ -102,7 +111,7 @@ impl PressReleases {
                     .collect();
                 results.push(SearchResult {
                     press_release: Some(release),
-                    score: *score,
+                    score,
                     highlights,
                 });
             }

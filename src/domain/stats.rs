@@ -33,9 +33,8 @@ impl PressReleases {
         let days = histogram_days(&request.histogram_start_day, &request.histogram_end_day)?;
         let store = Arc::clone(&self.store);
         let now = crate::proto::now();
-        tokio::task::spawn_blocking(move || count(&*store, &query, days, now))
+        count(&*store, &query, days, now)
             .await
-            .map_err(DomainError::from_join)?
             .map_err(DomainError::from)
     }
 }
@@ -85,7 +84,7 @@ fn histogram_days(start: &str, end: &str) -> Result<Option<(i64, i64)>, DomainEr
     }
 }
 
-fn count(
+async fn count(
     store: &dyn Store,
     query: &ListQuery,
     days: Option<(i64, i64)>,
@@ -98,11 +97,14 @@ fn count(
     let mut histogram: Vec<i64> = vec![0; days.map_or(0, |(_, n)| n as usize)];
     let unfiltered = query == &ListQuery::default();
     let (total, last_24_hours, last_365_days) = if unfiltered {
-        let total = store.published_total()? as i64;
-        let last_24_hours = count_between(store, &day_ago, &end)?;
-        let last_365_days = count_between(store, &year_ago, &end)?;
+        let total = store.published_total().await? as i64;
+        let last_24_hours = count_between(store, &day_ago, &end).await?;
+        let last_365_days = count_between(store, &year_ago, &end).await?;
         if let Some((first, n)) = days {
-            for (hour, count) in store.published_per_hour(first / HOUR, (first + n * DAY) / HOUR)? {
+            for (hour, count) in store
+                .published_per_hour(first / HOUR, (first + n * DAY) / HOUR)
+                .await?
+            {
                 let day = (hour * HOUR - first) / DAY;
                 if let Some(slot) = histogram.get_mut(day as usize) {
                     *slot += count as i64;
@@ -112,7 +114,7 @@ fn count(
         (total, last_24_hours, last_365_days)
     } else {
         let (mut total, mut last_24_hours, mut last_365_days) = (0, 0, 0);
-        store.published_times(query, &mut |time| {
+        let mut visit = |time: Timestamp| {
             total += 1;
             let in_window = |from: &Timestamp| {
                 compare_times(&time, from).is_ge() && compare_times(&time, &end).is_lt()
@@ -129,7 +131,8 @@ fn count(
                     *slot += 1;
                 }
             }
-        })?;
+        };
+        store.published_times(query, &mut visit).await?;
         (total, last_24_hours, last_365_days)
     };
     let histogram = match days {
@@ -154,33 +157,38 @@ fn count(
 
 /// Published releases with `from <= publish_time < to`, exactly: whole hours
 /// from the counters, the partial hours at the edges from the index.
-fn count_between(store: &dyn Store, from: &Timestamp, to: &Timestamp) -> Result<i64, StoreError> {
+async fn count_between(
+    store: &dyn Store,
+    from: &Timestamp,
+    to: &Timestamp,
+) -> Result<i64, StoreError> {
     let first_full = if from.nanos == 0 && from.seconds.rem_euclid(HOUR) == 0 {
         from.seconds / HOUR
     } else {
         from.seconds.div_euclid(HOUR) + 1
     };
     let last_full = to.seconds.div_euclid(HOUR);
-    let walk = |a: &Timestamp, b: &Timestamp| -> Result<i64, StoreError> {
+    let walk = async |a: &Timestamp, b: &Timestamp| -> Result<i64, StoreError> {
         let mut n = 0;
         let edge = ListQuery {
             published_at_or_after: Some(*a),
             published_before: Some(*b),
             ..Default::default()
         };
-        store.published_times(&edge, &mut |_| n += 1)?;
+        store.published_times(&edge, &mut |_| n += 1).await?;
         Ok(n)
     };
     if first_full >= last_full {
-        return walk(from, to);
+        return walk(from, to).await;
     }
     let hours: u64 = store
-        .published_per_hour(first_full, last_full)?
+        .published_per_hour(first_full, last_full)
+        .await?
         .into_iter()
         .map(|(_, count)| count)
         .sum();
-    let head = walk(from, &at_hour(first_full))?;
-    let tail = walk(&at_hour(last_full), to)?;
+    let head = walk(from, &at_hour(first_full)).await?;
+    let tail = walk(&at_hour(last_full), to).await?;
     Ok(hours as i64 + head + tail)
 }
 

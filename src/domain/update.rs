@@ -32,7 +32,7 @@ impl PressReleases {
         }
         let paths = update_mask::paths(request.update_mask.as_ref(), &patch)?;
         let fixed = update_mask::fixed(request.update_mask.as_ref(), &patch);
-        let current = self.current(&id, &patch.name)?;
+        let current = self.current(&id, &patch.name).await?;
         if current.etag != patch.etag {
             return Err(stale_etag(&current));
         }

@@ -30,7 +30,7 @@ impl PressReleases {
         v.line("reason", &request.reason, MAX_HEADLINE_CHARS);
         v.into_result()?;
         for _ in 0..WITHDRAW_ATTEMPTS {
-            let current = self.current(&id, &request.name)?;
+            let current = self.current(&id, &request.name).await?;
             if !request.etag.is_empty() && current.etag != request.etag {
                 return Err(stale_etag(&current));
             }

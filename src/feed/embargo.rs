@@ -21,15 +21,30 @@ const LONGEST_SLEEP: Duration = Duration::from_secs(60);
 /// Pause after a failure, so a broken entry cannot make it spin.
 const BACKOFF: Duration = Duration::from_secs(1);
 
-/// Runs until `stop` is cancelled.
+/// Runs until `stop` is cancelled; with `leading`, only while it says this
+/// replica leads (replicas sharing one database take turns).
 pub async fn run(
     releases: PressReleases,
     store: Arc<dyn Store>,
     writer: Writer,
+    mut leading: Option<watch::Receiver<bool>>,
     stop: CancellationToken,
 ) {
     let mut head: watch::Receiver<u64> = writer.durable_head();
     loop {
+        if let Some(leading) = leading.as_mut()
+            && !*leading.borrow_and_update()
+        {
+            tokio::select! {
+                changed = leading.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                () = stop.cancelled() => break,
+            }
+            continue;
+        }
         let mut pause = Duration::ZERO;
         match releases.publish_due(now()).await {
             Ok(outcome) if outcome.more => continue,
@@ -40,7 +55,7 @@ pub async fn run(
                 pause = BACKOFF;
             }
         }
-        let wait = match store.next_embargo() {
+        let wait = match store.next_embargo().await {
             Ok(Some((at, _))) => until(&at).max(pause).min(LONGEST_SLEEP),
             Ok(None) => LONGEST_SLEEP,
             Err(error) => {

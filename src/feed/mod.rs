@@ -60,6 +60,11 @@ pub struct FeedSettings {
     pub max_watchers_per_key: usize,
 }
 
+/// Longest a stream's start waits for this replica's head to reach the
+/// shared head it just read (the writer forwards it at once; this only
+/// bounds a stuck forwarder).
+const HEAD_WAIT: Duration = Duration::from_secs(2);
+
 /// One item of a watch stream.
 pub type WatchItem = Result<WatchPressReleasesResponse, DomainError>;
 
@@ -144,7 +149,7 @@ impl Feed {
     }
 
     /// Starts a watch stream for `caller`.
-    pub fn watch(
+    pub async fn watch(
         &self,
         request: WatchPressReleasesRequest,
         caller: &Caller,
@@ -163,7 +168,7 @@ impl Feed {
                 "needs a query: highlights mark the query's words",
             ));
         }
-        let start = self.start_position(request.start)?;
+        let start = self.start_position(request.start).await?;
         let (sender, receiver) = mpsc::channel(self.shared.settings.buffer.max(1));
         let stats = self
             .shared
@@ -182,7 +187,15 @@ impl Feed {
 
     /// Resolves where a stream starts: it delivers what comes after this
     /// log position.
-    fn start_position(&self, start: Option<Start>) -> Result<u64, DomainError> {
+    async fn start_position(&self, start: Option<Start>) -> Result<u64, DomainError> {
+        if self.shared.store.followed_head().is_some() {
+            // A replica of a shared store: learn the head now, so that what
+            // another replica acknowledged before this call (a cursor it
+            // issued, say) is within this stream's reach from the start.
+            let latest = self.shared.store.latest_head().await?;
+            let mut durable = self.shared.durable_head.clone();
+            let _ = tokio::time::timeout(HEAD_WAIT, durable.wait_for(|head| *head >= latest)).await;
+        }
         let durable = *self.shared.durable_head.borrow();
         match start {
             None => Ok(durable),
@@ -201,7 +214,7 @@ impl Feed {
                         "must be a valid timestamp between 0001-01-01 and 9999-12-31",
                     ));
                 }
-                Ok(self.shared.store.log_position_at(&time)?.min(durable))
+                Ok(self.shared.store.log_position_at(&time).await?.min(durable))
             }
             Some(Start::AfterCursor(text)) => {
                 let cursor = Cursor::decode(&text).map_err(|_| {

@@ -201,6 +201,11 @@ impl OpenQueries {
         group
     }
 
+    /// Whether any stream has a query open.
+    pub(super) fn any(&self) -> bool {
+        !self.lock().groups.is_empty()
+    }
+
     /// Matches a published version of a release against every group, if
     /// there are any.
     pub(super) fn match_release(&self, release: &PressRelease) -> Option<Matched> {

@@ -30,14 +30,14 @@ use crate::{
 
 /// Where a stream reads entries and records: the recent tail, else the
 /// store.
-pub(super) trait Source {
+pub(super) trait Source: Sync {
     /// The entry with this sequence number.
-    fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError>;
+    async fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError>;
 
     /// The release `entry` changed, as it is now, if `entry` is still its
     /// latest change (`None` when a later change will speak for it, or the
     /// release is gone).
-    fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError>;
+    async fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError>;
 
     /// The tail's entry with this sequence number, if it still holds it.
     fn recent(&self, seq: u64) -> Option<Arc<TailEntry>>;
@@ -181,7 +181,7 @@ impl Selection {
 
     /// Whether the version made by the change `seq` may have matched the
     /// text query: unknown (so maybe) unless the tail still holds it.
-    fn text_may_have_matched(&self, source: &dyn Source, seq: u64) -> bool {
+    fn text_may_have_matched<S: Source>(&self, source: &S, seq: u64) -> bool {
         if self.text.is_none() {
             return true;
         }
@@ -233,9 +233,9 @@ impl Selection {
     /// What, if anything, to deliver for `entry`, to a stream that started
     /// after log position `start`; `indexed` is what the search index said
     /// of the chunk the entry was read with.
-    pub(super) fn event_for(
+    pub(super) async fn event_for<S: Source>(
         &self,
-        source: &dyn Source,
+        source: &S,
         start: u64,
         entry: &LogEntry,
         indexed: &Indexed,
@@ -244,13 +244,13 @@ impl Selection {
         let may_upsert = self.is_everything() || (entry.visible && self.may_match(&entry.facets));
         if !may_upsert {
             // Only a removal could be due; most entries stop here unread.
-            if !self.may_be_held(source, start, entry)? {
+            if !self.may_be_held(source, start, entry).await? {
                 return Ok(None);
             }
             held = Some(true);
         }
         // Changed again later in the log: that later entry will speak.
-        let Some(version) = source.current(entry)? else {
+        let Some(version) = source.current(entry).await? else {
             return Ok(None);
         };
         let state = version.release.state();
@@ -270,7 +270,7 @@ impl Selection {
         }
         let held = match held {
             Some(held) => held,
-            None => self.may_be_held(source, start, entry)?,
+            None => self.may_be_held(source, start, entry).await?,
         };
         Ok(held.then(|| {
             let kind = if state == State::Withdrawn {
@@ -284,9 +284,9 @@ impl Selection {
 
     /// Whether a version of the entry's release that existed after `start`
     /// was published and may have matched, so the consumer may hold it.
-    fn may_be_held(
+    async fn may_be_held<S: Source>(
         &self,
-        source: &dyn Source,
+        source: &S,
         start: u64,
         entry: &LogEntry,
     ) -> Result<bool, StoreError> {
@@ -302,7 +302,7 @@ impl Selection {
             if prev == 0 || prev <= start {
                 return Ok(false);
             }
-            match source.entry(prev)? {
+            match source.entry(prev).await? {
                 Some(entry) => current = entry,
                 None => return Ok(false),
             }

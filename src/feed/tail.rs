@@ -174,15 +174,9 @@ pub(super) async fn follow(
     loop {
         let durable = *durable_head.borrow_and_update();
         if position < durable {
-            let reading = Arc::clone(&store);
             let with_records = watchers.reads_records();
-            let queries = watchers.queries.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                read(&*reading, &queries, position, durable, with_records)
-            })
-            .await;
-            match read {
-                Ok(Ok(entries)) => {
+            match read(&*store, &watchers.queries, position, durable, with_records).await {
+                Ok(entries) => {
                     if let Some(last) = entries.last() {
                         position = last.entry.seq;
                     }
@@ -191,10 +185,9 @@ pub(super) async fn follow(
                     watchers.queries.announce(&appended);
                     continue;
                 }
-                Ok(Err(error)) => {
+                Err(error) => {
                     tracing::error!(error = %telemetry::chain(&error), "reading the change log's tail failed");
                 }
-                Err(error) => tracing::error!(%error, "the change log's tail reader failed"),
             }
             tokio::select! {
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
@@ -212,26 +205,43 @@ pub(super) async fn follow(
     }
 }
 
-fn read(
+/// Reads a chunk of the log (with the records when someone watches), and
+/// matches what it read against the open queries (on the blocking pool:
+/// that is CPU work).
+async fn read(
     store: &dyn Store,
     queries: &OpenQueries,
     after: u64,
     durable: u64,
     with_records: bool,
 ) -> Result<Vec<TailEntry>, StoreError> {
-    let mut out = Vec::new();
-    for entry in store.read_log(after, durable, CHUNK)? {
-        let release = match Uuid::from_slice(&entry.release_id) {
-            Ok(id) if with_records => store.get(&id)?.map(Arc::new),
-            _ => None,
-        };
-        // Only the version this change made can be matched for it (a later
-        // change may already have replaced the record read).
-        let matched = release
-            .as_ref()
-            .filter(|r| r.revision == entry.revision && r.state() == State::Published)
-            .and_then(|r| queries.match_release(r));
-        out.push(TailEntry::new(entry, release, matched));
+    let changes = store
+        .read_changes(after, durable, CHUNK, with_records)
+        .await?;
+    if !with_records || !queries.any() {
+        return Ok(match_changes(changes, queries));
     }
-    Ok(out)
+    let queries = queries.clone();
+    tokio::task::spawn_blocking(move || match_changes(changes, &queries))
+        .await
+        .map_err(StoreError::engine)
+}
+
+fn match_changes(
+    changes: Vec<(LogEntry, Option<PressRelease>)>,
+    queries: &OpenQueries,
+) -> Vec<TailEntry> {
+    changes
+        .into_iter()
+        .map(|(entry, release)| {
+            let release = release.map(Arc::new);
+            // Only the version this change made can be matched for it (a
+            // later change may already have replaced the record read).
+            let matched = release
+                .as_ref()
+                .filter(|r| r.revision == entry.revision && r.state() == State::Published)
+                .and_then(|r| queries.match_release(r));
+            TailEntry::new(entry, release, matched)
+        })
+        .collect()
 }

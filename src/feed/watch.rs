@@ -88,7 +88,10 @@ impl Reader {
             // What the tail has taken in: all this stream can read now.
             let readable = *head.borrow_and_update();
             if position < readable {
-                let chunk = match self.read_chunk(&mut pending, &mut indexed, position, readable) {
+                let chunk = match self
+                    .read_chunk(&mut pending, &mut indexed, position, readable)
+                    .await
+                {
                     Ok(chunk) => chunk,
                     Err(error) => return Ok(error.into()),
                 };
@@ -178,7 +181,7 @@ impl Reader {
     /// Turns the entries after `position`, up to `bound`, into events until
     /// a chunk's worth; entries read but not used wait in `pending` (with
     /// what the search index said of them in `indexed`).
-    fn read_chunk(
+    async fn read_chunk(
         &self,
         pending: &mut VecDeque<LogEntry>,
         indexed: &mut Indexed,
@@ -193,7 +196,12 @@ impl Reader {
                     *indexed = Indexed::default();
                 }
                 None => {
-                    pending.extend(shared.store.read_log(position, bound, CHUNK_ENTRIES)?);
+                    pending.extend(
+                        shared
+                            .store
+                            .read_log(position, bound, CHUNK_ENTRIES)
+                            .await?,
+                    );
                     // History older than the tail: the search index says
                     // which of these releases match, rather than this stream
                     // analysing each one (asked before the records are read,
@@ -211,7 +219,8 @@ impl Reader {
             chunk.position = entry.seq;
             if let Some((kind, version)) = self
                 .selection
-                .event_for(shared, self.start, &entry, indexed)?
+                .event_for(shared, self.start, &entry, indexed)
+                .await?
             {
                 let highlights = match kind {
                     EventType::Created | EventType::Updated | EventType::Published => {
@@ -289,18 +298,22 @@ struct Chunk {
 }
 
 impl Source for Shared {
-    fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError> {
+    async fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError> {
         if let Some(recent) = self.tail.entry(seq) {
             return Ok(Some(recent.entry.clone()));
         }
-        Ok(self.store.read_log(seq.saturating_sub(1), seq, 1)?.pop())
+        Ok(self
+            .store
+            .read_log(seq.saturating_sub(1), seq, 1)
+            .await?
+            .pop())
     }
 
     fn recent(&self, seq: u64) -> Option<Arc<TailEntry>> {
         self.tail.entry(seq)
     }
 
-    fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError> {
+    async fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError> {
         let Ok(id) = Uuid::from_slice(&entry.release_id) else {
             return Err(StoreError::Corrupt {
                 key: format!("log entry {}", entry.seq),
@@ -323,7 +336,7 @@ impl Source for Shared {
             .filter(|recent| recent.entry.release_id == entry.release_id);
         let release = match recent.as_ref().and_then(|r| r.release.as_ref()) {
             Some(release) if tail_is_complete => Some(Arc::clone(release)),
-            _ => self.store.get(&id)?.map(Arc::new),
+            _ => self.store.get(&id).await?.map(Arc::new),
         };
         Ok(release
             .filter(|release| release.revision == entry.revision)

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{SearchError, SearchIndex, Status, payload};
 use crate::{
-    proto::v1::press_release::State,
+    proto::v1::{PressRelease, press_release::State},
     store::{LogEntry, Store, Writer},
     telemetry,
 };
@@ -46,8 +46,9 @@ const CHUNK: usize = 1_000;
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 
 /// Starts the indexer after log position `start`; it stops when `stop` is
-/// cancelled, committing what it has. Its blocking work (reading the store,
-/// tantivy) runs on the blocking pool.
+/// cancelled, committing what it has. It reads the store (changes with
+/// their records, a chunk at a time), and hands them to tantivy on the
+/// blocking pool.
 pub fn spawn(
     index: SearchIndex,
     start: u64,
@@ -131,10 +132,18 @@ impl Indexer {
                     let reading = matches!(work, Next::Read(_));
                     let started = Instant::now();
                     let from = self.position;
+                    let read = match work {
+                        Next::Read(durable) => Some(
+                            self.store
+                                .read_changes(self.position, durable, CHUNK, true)
+                                .await,
+                        ),
+                        _ => None,
+                    };
                     let Some((indexer, result)) = self
-                        .blocking(move |me| match work {
-                            Next::Read(durable) => me.read(durable),
-                            _ => me.commit(),
+                        .blocking(move |me| match read {
+                            Some(changes) => me.take(changes?),
+                            None => me.commit(),
                         })
                         .await
                     else {
@@ -204,10 +213,10 @@ impl Indexer {
         }
     }
 
-    /// Reads a chunk of the log into the writer.
-    fn read(&mut self, durable: u64) -> Result<(), SearchError> {
-        for entry in self.store.read_log(self.position, durable, CHUNK)? {
-            self.apply(&entry)?;
+    /// Takes a chunk of the log into the writer.
+    fn take(&mut self, changes: Vec<(LogEntry, Option<PressRelease>)>) -> Result<(), SearchError> {
+        for (entry, release) in changes {
+            self.apply(&entry, release)?;
             self.position = entry.seq;
         }
         if self.pending >= COMMIT_EVERY {
@@ -226,11 +235,15 @@ impl Indexer {
 
     /// Brings the release of `entry` up to date in the index, unless a later
     /// entry will.
-    fn apply(&mut self, entry: &LogEntry) -> Result<(), SearchError> {
+    fn apply(
+        &mut self,
+        entry: &LogEntry,
+        release: Option<PressRelease>,
+    ) -> Result<(), SearchError> {
         let Ok(id) = Uuid::from_slice(&entry.release_id) else {
             return Ok(());
         };
-        let Some(release) = self.store.get(&id)? else {
+        let Some(release) = release else {
             return Ok(());
         };
         if release.revision != entry.revision {

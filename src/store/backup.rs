@@ -48,6 +48,14 @@ impl BackupFile {
         Ok(Self { info, file })
     }
 
+    /// A backup an engine has written into `file` itself (an async engine,
+    /// which cannot use [`write_in`](Self::write_in)): `file` is a scratch
+    /// file without a name (`tempfile::tempfile_in`), rewound here.
+    pub fn from_written(mut file: File, info: BackupInfo) -> Result<Self, StoreError> {
+        file.rewind().map_err(StoreError::engine)?;
+        Ok(Self { info, file })
+    }
+
     /// What the backup holds.
     pub fn info(&self) -> BackupInfo {
         self.info

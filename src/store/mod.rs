@@ -6,10 +6,13 @@
 //! The [`Store`] trait is what an engine provides, and `conformance` is
 //! the suite any engine must pass. Each engine has its own folder, as
 //! Garage's `db/` has one adapter per engine: [`sled`] (the
-//! [`SledStore`]) is the engine today. What every engine shares lives here:
-//! the trait and its types, the change log's [`LogEntry`], [`ListPosition`]s
-//! (what page tokens carry), the [`facets`] and their hashes, and the
-//! [`Writer`].
+//! [`SledStore`], embedded, the default) and [`postgres`] (the
+//! [`PostgresStore`], a database that stateless replicas share; its methods
+//! are async, and it joins the trait once the trait is). What every engine
+//! shares lives here: the trait and its types, the change log's
+//! [`LogEntry`], [`ListPosition`]s (what page tokens carry), the [`facets`]
+//! and their hashes, [`TransferItem`]s (a store moving between engines),
+//! and the [`Writer`].
 //!
 //! All writes reach an engine through the one [`Writer`] task, which batches
 //! them, commits each batch atomically, flushes once, and only then answers
@@ -24,8 +27,10 @@ mod backup;
 pub mod facets;
 mod log;
 mod position;
+pub mod postgres;
 pub mod sled;
 mod subscriptions;
+mod transfer;
 mod writer;
 
 #[cfg(test)]
@@ -37,6 +42,7 @@ use uuid::Uuid;
 
 use crate::proto::{Timestamp, compare_times, v1::PressRelease};
 
+pub use self::postgres::{PostgresOptions, PostgresStore};
 pub use self::sled::{RestoreError, SledStore};
 pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
@@ -45,6 +51,7 @@ pub use position::ListPosition;
 pub use subscriptions::{
     EventState, StoredDeadLetter, SubscriptionChange, SubscriptionRecord, SubscriptionState,
 };
+pub use transfer::{PortableReader, PortableWriter, TransferItem};
 pub use writer::Writer;
 
 /// What went wrong in the storage layer.
@@ -66,13 +73,20 @@ pub enum StoreError {
     #[error("the writer has stopped")]
     Closed,
     /// The data dir was written by another version of Pressroom.
-    #[error("the data dir has format version {found}; this build reads version {supported}")]
+    #[error("the store has format version {found}; this build reads version {supported}")]
     UnsupportedFormat {
         /// Version found on disk.
         found: u32,
         /// Version this build reads and writes.
         supported: u32,
     },
+    /// The database cannot be reached, or a commit's outcome could not be
+    /// learned; nothing of the commit was acknowledged.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// This engine does not do that (the message says what to do instead).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {
@@ -197,20 +211,38 @@ impl ListQuery {
     }
 }
 
-/// A storage engine. Methods are blocking; async callers run them on the
-/// blocking pool or accept that point reads are fast.
+/// A future a [`Store`] hands back that borrows nothing: it can be held
+/// while other work goes on (the writer holds a sync while it applies the
+/// next batch).
+pub type StoreFuture<T> = futures_util::future::BoxFuture<'static, Result<T, StoreError>>;
+
+/// A storage engine. Its operations are async: an engine on the network
+/// (PostgreSQL) awaits its database, and an embedded engine (sled) runs
+/// what may take long on the blocking pool and answers cheap point reads on
+/// the caller's thread, as it sees fit; callers just await. The operations
+/// are shaped so a networked engine can answer each in one round trip
+/// (e.g. [`Store::read_changes`] reads log entries with their records).
+///
+/// A new operation is added here with a one-line doc saying what it
+/// returns, to every engine (`sled/engine.rs`, `postgres/engine.rs`), and
+/// to the conformance suite's blocking adapter (`conformance.rs`).
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A random id chosen when the data dir was created, kept by backups.
+    /// A random id chosen when the store was created, kept by backups and
+    /// migrations (cursors carry it).
     fn store_id(&self) -> Uuid;
 
     /// Applies `changes` in order as one atomic commit and makes it durable
     /// before returning. Each change sees the effects of the ones before it.
     /// Every change that writes appends one change-log entry, numbered
-    /// without gaps. An `Err` means none of the batch is acknowledged.
-    fn commit(
+    /// without gaps. `commit_time` is what tests ask for; `None` takes the
+    /// engine's clock (the database's, for a shared one); either way commit
+    /// times never go back. An `Err` means none of the batch is
+    /// acknowledged.
+    async fn commit(
         &self,
         changes: Vec<Change>,
-        commit_time: Timestamp,
+        commit_time: Option<Timestamp>,
     ) -> Result<Vec<ChangeResult>, StoreError>;
 
     /// The first half of [`Store::commit`], for a writer that overlaps a
@@ -220,29 +252,38 @@ pub trait Store: Send + Sync + 'static {
     /// them durable no read shows them, and nothing may be acknowledged.
     /// An engine whose commits are durable when applied (one transaction
     /// each) keeps this default.
-    fn apply(
+    async fn apply(
         &self,
         changes: Vec<Change>,
-        commit_time: Timestamp,
+        commit_time: Option<Timestamp>,
     ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
-        let results = self.commit(changes, commit_time)?;
-        Ok((results, self.log_head()))
+        let results = self.commit(changes, commit_time).await?;
+        let head = results
+            .iter()
+            .filter_map(|result| match result {
+                Ok(Applied::Committed { seq, .. }) => Some(*seq),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Ok((results, head))
     }
 
-    /// The second half of [`Store::commit`]: returns once everything
-    /// applied up to log position `head` is durable (and readable). An `Err`
-    /// means it may not be, and no later commit will be either.
-    fn sync(&self, head: u64) -> Result<(), StoreError> {
+    /// The second half of [`Store::commit`]: starts making everything
+    /// applied up to log position `head` durable (and readable) at once, and
+    /// returns a future that answers when it is. An `Err` means it may not
+    /// be, and no later commit will be either.
+    fn sync(&self, head: u64) -> StoreFuture<()> {
         let _ = head;
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// The current record of a release, withdrawn ones included.
-    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError>;
+    async fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError>;
 
     /// Published releases matching `query`, in list order, starting after
     /// `after`, at most `limit` of them.
-    fn list(
+    async fn list(
         &self,
         query: &ListQuery,
         after: Option<&ListPosition>,
@@ -251,91 +292,163 @@ pub trait Store: Send + Sync + 'static {
 
     /// Calls `visit` with the publish time of every published release that
     /// matches `query`, newest first, reading only the indexes.
-    fn published_times(
+    async fn published_times(
         &self,
         query: &ListQuery,
-        visit: &mut dyn FnMut(Timestamp),
+        visit: &mut (dyn FnMut(Timestamp) + Send),
     ) -> Result<(), StoreError>;
 
     /// How many releases are published (kept with every commit).
-    fn published_total(&self) -> Result<u64, StoreError>;
+    async fn published_total(&self) -> Result<u64, StoreError>;
 
     /// Published releases per publish hour (hours since the epoch) for the
     /// hours `from_hour <= h < to_hour` that have any, in order (kept with
     /// every commit).
-    fn published_per_hour(
+    async fn published_per_hour(
         &self,
         from_hour: i64,
         to_hour: i64,
     ) -> Result<Vec<(i64, u64)>, StoreError>;
 
-    /// The sequence number of the last committed change-log entry (0 when
-    /// the log is empty).
+    /// The sequence number of the last committed change-log entry this
+    /// store knows of (0 when the log is empty).
     fn log_head(&self) -> u64;
+
+    /// The head of a change log that other processes also write to, as
+    /// this one follows it (PostgreSQL replicas); `None` for an engine this
+    /// process alone writes (its writer's durable head says it all).
+    fn followed_head(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
+    /// Learns the change log's head now and returns it: a replica of a
+    /// shared store asks the database (and its followed head moves on at
+    /// once); an engine this process alone writes knows it already.
+    async fn latest_head(&self) -> Result<u64, StoreError> {
+        Ok(self.log_head())
+    }
 
     /// Change-log entries with `after < seq <= up_to`, in order, at most
     /// `limit` of them.
-    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError>;
+    async fn read_log(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Like [`Store::read_log`], each entry with the current record of its
+    /// release when `with_records` (the record may be newer than the
+    /// entry: compare revisions), for readers that want both in one go.
+    async fn read_changes(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+        with_records: bool,
+    ) -> Result<Vec<(LogEntry, Option<PressRelease>)>, StoreError> {
+        let entries = self.read_log(after, up_to, limit).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let release = match Uuid::from_slice(&entry.release_id) {
+                Ok(id) if with_records => self.get(&id).await?,
+                _ => None,
+            };
+            out.push((entry, release));
+        }
+        Ok(out)
+    }
 
     /// The log position from which the entries committed at or after `time`
     /// follow: reading after it yields exactly those entries.
-    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError>;
+    async fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError>;
 
     /// The earliest pending embargo: its time and release.
-    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError>;
+    async fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError>;
 
     /// Embargoed releases whose embargo time is at or before `now`, earliest
     /// first, at most `limit` of them.
-    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError>;
+    async fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError>;
 
     /// Every embargoed release, earliest embargo first.
-    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError>;
+    async fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError>;
 
     /// How many embargoed releases wait for their time.
-    fn embargoes_pending(&self) -> Result<u64, StoreError>;
+    async fn embargoes_pending(&self) -> Result<u64, StoreError>;
 
-    /// Writes a backup of everything to `out`. The caller makes sure no
-    /// commit runs meanwhile (see [`Writer::exclusive`]).
-    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError>;
+    /// Whether [`Store::backup_file`] needs the writer paused (see
+    /// [`Writer::exclusive`]) to see one log position; an engine that reads
+    /// a snapshot does not.
+    fn backup_needs_writer_paused(&self) -> bool {
+        true
+    }
 
     /// Writes a backup of everything into a scratch file of the engine's
     /// and returns it to be read; the file is deleted when the
-    /// [`BackupFile`] is dropped. The caller makes sure no commit runs
-    /// meanwhile (see [`Writer::exclusive`]).
-    fn backup_file(&self) -> Result<BackupFile, StoreError>;
+    /// [`BackupFile`] is dropped.
+    async fn backup_file(&self) -> Result<BackupFile, StoreError>;
 
     /// Makes everything committed so far durable.
-    fn flush(&self) -> Result<(), StoreError>;
+    async fn flush(&self) -> Result<(), StoreError>;
 
     /// Stores a new subscription, positioned after log position `position`,
     /// durably; `false` (and nothing written) if one with its id exists.
-    fn create_subscription(
+    /// Engines that keep no subscriptions yet answer [`StoreError::Unsupported`].
+    async fn create_subscription(
         &self,
         record: &SubscriptionRecord,
         position: u64,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let _ = (record, position);
+        Err(unsupported_subscriptions())
+    }
 
     /// A subscription's definition, by id.
-    fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError>;
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let _ = id;
+        Err(unsupported_subscriptions())
+    }
 
     /// Subscriptions whose id sorts after `after`, in id order, at most
     /// `limit` of them.
-    fn subscriptions(
+    async fn subscriptions(
         &self,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let _ = (after, limit);
+        Err(unsupported_subscriptions())
+    }
 
     /// Deletes a subscription with all its state, durably; `false` if there
     /// was none.
-    fn delete_subscription(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let _ = id;
+        Err(unsupported_subscriptions())
+    }
 
     /// A subscription's state, if it exists.
-    fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError>;
+    async fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+        let _ = id;
+        Err(unsupported_subscriptions())
+    }
 
     /// Applies changes to subscription state atomically and durably, without
     /// a change-log entry; changes for subscriptions that do not exist are
     /// skipped. Called by several tasks at once: an engine lets concurrent
     /// calls share one sync (group commit).
-    fn commit_subscriptions(&self, changes: Vec<SubscriptionChange>) -> Result<(), StoreError>;
+    async fn commit_subscriptions(
+        &self,
+        changes: Vec<SubscriptionChange>,
+    ) -> Result<(), StoreError> {
+        let _ = changes;
+        Err(unsupported_subscriptions())
+    }
+}
+
+/// The answer of an engine that keeps no subscriptions yet.
+fn unsupported_subscriptions() -> StoreError {
+    StoreError::Unsupported(
+        "this storage engine does not keep subscriptions yet (use the sled engine)".into(),
+    )
 }

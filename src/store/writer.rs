@@ -1,6 +1,8 @@
 //! The one writer. Every change goes through this task: it takes everything
 //! pending (up to a batch limit), applies it as one atomic batch and syncs
-//! it once on the blocking pool, and only then answers each caller and
+//! it once (the engine decides where: sled on the blocking pool, PostgreSQL
+//! in one transaction whose `COMMIT` is the sync), and only then answers
+//! each caller and
 //! moves the durable head that change-log readers wait on. While a batch is
 //! being synced the next one gathers and is applied (pipelining: the sync's
 //! wait on the disk overlaps the next batch's work), so concurrent callers
@@ -19,7 +21,9 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Change, ChangeResult, Store, StoreError};
+use futures_util::future::BoxFuture;
+
+use super::{Change, ChangeResult, Store, StoreError, StoreFuture};
 
 /// Submissions waiting for the writer; a full queue makes callers wait.
 const QUEUE_DEPTH: usize = 4096;
@@ -33,7 +37,7 @@ enum Submission {
     },
     /// Work that must see the store with no commit under way (a backup); it
     /// is given the durable head.
-    Exclusive(Box<dyn FnOnce(u64) + Send>),
+    Exclusive(Box<dyn FnOnce(u64) -> BoxFuture<'static, ()> + Send>),
 }
 
 /// A handle to the writer task. Cheap to clone.
@@ -55,6 +59,10 @@ impl Writer {
     ) -> (Self, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (head_tx, durable_head) = watch::channel(store.log_head());
+        let head_tx = Arc::new(head_tx);
+        if let Some(followed) = store.followed_head() {
+            tokio::spawn(forward(followed, Arc::clone(&head_tx), stop.clone()));
+        }
         let task = tokio::spawn(run(store, receiver, head_tx, max_batch.max(1), stop));
         (
             Self {
@@ -94,16 +102,22 @@ impl Writer {
         Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
-    /// Runs `work` on the blocking pool between two commits, so that it sees
-    /// the store exactly at the durable head it is given; writes wait
-    /// meanwhile (they queue, they do not fail).
-    pub async fn exclusive<T: Send + 'static>(
+    /// Runs `work` between two commits, so that it sees the store exactly
+    /// at the durable head it is given; writes wait meanwhile (they queue,
+    /// they do not fail) until the future it returns is done.
+    pub async fn exclusive<T, Work>(
         &self,
-        work: impl FnOnce(u64) -> T + Send + 'static,
-    ) -> Result<T, StoreError> {
+        work: impl FnOnce(u64) -> Work + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        Work: Future<Output = T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(move |head| {
-            let _ = reply.send(work(head));
+        let job: Box<dyn FnOnce(u64) -> BoxFuture<'static, ()> + Send> = Box::new(move |head| {
+            Box::pin(async move {
+                let _ = reply.send(work(head).await);
+            })
         });
         self.queue
             .send(Submission::Exclusive(job))
@@ -119,10 +133,36 @@ impl Writer {
     }
 }
 
+/// Moves the durable head with a shared log's head as the engine follows
+/// it (commits of other replicas), until `stop`.
+async fn forward(
+    mut followed: watch::Receiver<u64>,
+    head: Arc<watch::Sender<u64>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let seen = *followed.borrow_and_update();
+        advance(&head, seen);
+        tokio::select! {
+            changed = followed.changed() => if changed.is_err() { break },
+            () = stop.cancelled() => break,
+        }
+    }
+}
+
+/// Moves the durable head forward to `to` (never back).
+fn advance(head: &watch::Sender<u64>, to: u64) {
+    head.send_if_modified(|durable| {
+        let moved = to > *durable;
+        *durable = (*durable).max(to);
+        moved
+    });
+}
+
 async fn run(
     store: Arc<dyn Store>,
     mut receiver: mpsc::Receiver<Submission>,
-    head: watch::Sender<u64>,
+    head: Arc<watch::Sender<u64>>,
     max_batch: usize,
     stop: CancellationToken,
 ) {
@@ -163,9 +203,7 @@ async fn run(
                     batch.finish(&head).await;
                 }
                 let durable = *head.borrow();
-                if let Err(error) = tokio::task::spawn_blocking(move || job(durable)).await {
-                    tracing::error!(%error, "exclusive work failed");
-                }
+                job(durable).await;
                 continue;
             }
             Some(Submission::Changes { changes, reply }) => {
@@ -222,11 +260,11 @@ struct AppliedBatch {
 /// A batch being synced.
 struct Syncing {
     applied: AppliedBatch,
-    sync: tokio::task::JoinHandle<Result<(), StoreError>>,
+    sync: StoreFuture<()>,
 }
 
-/// Applies a batch on the blocking pool; on failure its callers are told
-/// and `None` is returned.
+/// Applies a batch; on failure its callers are told and `None` is
+/// returned.
 async fn apply(store: &Arc<dyn Store>, batch: Vec<Pending>) -> Option<AppliedBatch> {
     let mut changes = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
@@ -236,11 +274,9 @@ async fn apply(store: &Arc<dyn Store>, batch: Vec<Pending>) -> Option<AppliedBat
     }
     let count = changes.len();
     metrics::histogram!("pressroom_write_batch_size").record(count as f64);
-    let applying = Arc::clone(store);
-    let outcome = tokio::task::spawn_blocking(move || applying.apply(changes, crate::proto::now()))
-        .await
-        .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
-    match outcome {
+    // The engine's clock sets the commit time (the database's, for a
+    // shared one).
+    match store.apply(changes, None).await {
         Ok((results, head)) => Some(AppliedBatch {
             results,
             replies,
@@ -254,13 +290,11 @@ async fn apply(store: &Arc<dyn Store>, batch: Vec<Pending>) -> Option<AppliedBat
 }
 
 impl AppliedBatch {
-    /// Starts making the batch durable on the blocking pool.
+    /// Starts making the batch durable.
     fn sync(self, store: &Arc<dyn Store>) -> Syncing {
-        let syncing = Arc::clone(store);
-        let head = self.head;
         Syncing {
+            sync: store.sync(self.head),
             applied: self,
-            sync: tokio::task::spawn_blocking(move || syncing.sync(head)),
         }
     }
 }
@@ -274,11 +308,7 @@ impl Syncing {
             replies,
             head,
         } = self.applied;
-        let synced = self
-            .sync
-            .await
-            .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
-        match synced {
+        match self.sync.await {
             Ok(()) => {
                 tracing::trace!(changes = results.len(), "batch committed");
                 let mut results = results.into_iter();
@@ -286,11 +316,7 @@ impl Syncing {
                     // A caller that went away no longer wants its answer.
                     let _ = reply.send(Ok(results.by_ref().take(len).collect()));
                 }
-                durable_head.send_if_modified(|durable| {
-                    let moved = head > *durable;
-                    *durable = (*durable).max(head);
-                    moved
-                });
+                advance(durable_head, head);
             }
             Err(error) => fail(replies, &error, results.len()),
         }

@@ -16,12 +16,12 @@ use tonic::Code;
 
 use crate::helpers::{
     TestResult, TestServer, create_request, damage_record, list_all, read_events,
-    read_until_caught_up, release, seq, temp_dir, watch,
+    read_until_caught_up, release, seq, sled_temp_dir, watch,
 };
 
 #[tokio::test]
 async fn backup_under_writes_restore_and_compare() -> TestResult {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sled().await;
     for i in 0..50 {
         server
             .client
@@ -77,7 +77,7 @@ async fn backup_under_writes_restore_and_compare() -> TestResult {
         .map(|r| (r.name.clone(), r))
         .collect::<HashMap<_, _>>();
 
-    let restored_dir = temp_dir();
+    let restored_dir = sled_temp_dir();
     let info = SledStore::restore(&mut backup.as_slice(), &restored_dir.path().join("data"))?;
     assert!(
         info.position > 50,
@@ -139,7 +139,7 @@ async fn backup_under_writes_restore_and_compare() -> TestResult {
 
 #[tokio::test]
 async fn a_flipped_byte_on_disk_is_reported_not_returned() -> TestResult {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sled().await;
     let damaged = server
         .client
         .create_press_release(create_request(release("Will be damaged")))

@@ -519,7 +519,7 @@ async fn export_then_import_into_a_fresh_server() -> TestResult {
 
 #[tokio::test]
 async fn backup_keeps_the_newest_and_keys_generate() -> TestResult {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sled().await;
     server
         .client
         .create_press_release(create_request(release("Backed up")))

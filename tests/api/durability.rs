@@ -15,13 +15,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use pressroom::{
-    proto::v1::{
-        GetPressReleaseRequest, GetPressReleaseStatsRequest, ListPressReleasesRequest,
-        SearchPressReleasesRequest, StartPosition, WatchPressReleasesRequest,
-        watch_press_releases_request::Start, watch_press_releases_response::Kind,
-    },
-    store::Store as _,
+use pressroom::proto::v1::{
+    GetPressReleaseRequest, GetPressReleaseStatsRequest, ListPressReleasesRequest,
+    SearchPressReleasesRequest, StartPosition, WatchPressReleasesRequest,
+    watch_press_releases_request::Start, watch_press_releases_response::Kind,
 };
 use tokio_stream::StreamExt as _;
 use tonic::Code;
@@ -344,6 +341,26 @@ impl Call {
     }
 }
 
+/// A call's text with the buffers of a `writev`/`readv` joined, so that
+/// what was split between two of them (a reply's name, say) reads whole.
+fn joined_iovecs(call: &str) -> String {
+    let mut out = String::with_capacity(call.len());
+    let mut rest = call;
+    while let Some(at) = rest.find("\", iov_len=") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        match after.find("{iov_base=\"") {
+            Some(next) => rest = &after[next + "{iov_base=\"".len()..],
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Parses `strace -f -y -o` output, joining calls split by other threads'
 /// (`<unfinished ...>` … `<... NAME resumed>`).
 fn parse_trace(text: &str) -> Vec<Call> {
@@ -382,7 +399,7 @@ fn parse_trace(text: &str) -> Vec<Call> {
         calls.push(Call {
             name: name.to_string(),
             fd_path,
-            data: whole.clone(),
+            data: joined_iovecs(&whole),
             started,
             returned: number,
             ok,

@@ -48,6 +48,17 @@ impl TestServer {
         Self::start_in(Arc::new(dir), flags).await
     }
 
+    /// Starts a server on sled whatever `PRESSROOM_TEST_STORE` says, for a
+    /// test about sled's own files (its data dir is a [`sled_temp_dir`]).
+    pub async fn start_on_sled() -> Self {
+        Self::start_in(sled_temp_dir(), &[]).await
+    }
+
+    /// [`TestServer::start_on_sled`] with extra `serve` flags.
+    pub async fn start_on_sled_with(flags: &[&str]) -> Self {
+        Self::start_in(sled_temp_dir(), flags).await
+    }
+
     /// Starts a server on an existing data dir.
     pub async fn start_in(dir: Arc<TempDir>, flags: &[&str]) -> Self {
         Self::launch(dir, None, flags).await
@@ -61,6 +72,10 @@ impl TestServer {
 
     async fn launch(dir: Arc<TempDir>, store: Option<Arc<SledStore>>, flags: &[&str]) -> Self {
         let data_dir = dir.path().join("data");
+        let database = match store {
+            None if !flags.contains(&"--store") => shared_database(&dir).await,
+            _ => None,
+        };
         let mut args = vec![
             "--listen".to_string(),
             "127.0.0.1:0".to_string(),
@@ -72,6 +87,9 @@ impl TestServer {
             "16".to_string(),
         ];
         args.extend(flags.iter().map(|f| f.to_string()));
+        if let Some(url) = database {
+            args.extend(["--store".to_string(), url]);
+        }
         let config = ServeConfig::from_args(args).unwrap_or_else(|e| panic!("config: {e}"));
         init_logging();
         let app = match store {
@@ -191,7 +209,7 @@ fn init_logging() {
         .try_init();
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
+pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap_or_else(|e| panic!("uri: {e}"))
         .connect()
@@ -279,6 +297,49 @@ pub async fn listed_names(
         .into_iter()
         .map(|r| r.name)
         .collect())
+}
+
+/// `PRESSROOM_TEST_STORE=postgres` runs the servers of the tests on
+/// PostgreSQL: one private cluster for the whole test binary (a watchdog
+/// stops it when the process is gone), a database per data dir, kept in a
+/// file beside it so a restarted server finds the same one. Tests that work
+/// on sled's files themselves start their servers on a store they opened
+/// (`start_on_store`), or pass `--store`, and keep their engine.
+async fn shared_database(dir: &TempDir) -> Option<String> {
+    use pressroom::store::postgres::{ClusterOptions, LocalCluster};
+    static CLUSTER: std::sync::OnceLock<LocalCluster> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if std::env::var("PRESSROOM_TEST_STORE").ok()? != "postgres"
+        || dir.path().join(ON_SLED).exists()
+    {
+        return None;
+    }
+    let remembered = dir.path().join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return Some(url);
+    }
+    let cluster = CLUSTER.get_or_init(|| {
+        let cluster = LocalCluster::start(&ClusterOptions {
+            max_connections: 1000,
+            ..ClusterOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("PRESSROOM_TEST_STORE=postgres needs a local PostgreSQL: {e}"));
+        cluster
+            .stop_when_gone(std::process::id())
+            .unwrap_or_else(|e| panic!("the cluster's watchdog: {e}"));
+        cluster
+    });
+    let name = format!(
+        "test_{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    cluster
+        .create_database(&name)
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    let url = cluster.url(&name);
+    std::fs::write(&remembered, &url).unwrap_or_else(|e| panic!("{}: {e}", remembered.display()));
+    Some(url)
 }
 
 /// Opens a watch stream.
@@ -402,6 +463,18 @@ pub fn damage_record(data_dir: &std::path::Path, name: &str) -> TestResult {
     db.insert(&key, value)?;
     db.flush()?;
     Ok(())
+}
+
+/// The file that keeps a data dir's servers on sled.
+const ON_SLED: &str = "on-sled";
+
+/// A [`temp_dir`] whose servers run on sled whatever `PRESSROOM_TEST_STORE`
+/// says.
+pub fn sled_temp_dir() -> Arc<TempDir> {
+    let dir = temp_dir();
+    std::fs::write(dir.path().join(ON_SLED), b"")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.path().display()));
+    dir
 }
 
 /// A temporary directory for a server's data and files.

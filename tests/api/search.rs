@@ -10,7 +10,7 @@ use pressroom::{
         SearchPressReleasesRequest, SearchPressReleasesResponse, UpdatePressReleaseRequest,
         press_release::State, press_release_service_client::PressReleaseServiceClient,
     },
-    store::{Change, NewRelease, SledStore, Store},
+    store::{Change, NewRelease, SledStore},
 };
 use tonic::{Code, Status, transport::Channel};
 
@@ -464,7 +464,7 @@ async fn the_index_follows_withdrawals_updates_and_embargoes() -> TestResult {
 
 #[tokio::test]
 async fn restarts_catch_up_and_a_lost_index_is_rebuilt() -> TestResult {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sled().await;
     corpus(&mut server).await?;
     let before = search(&mut server.client, "results OR solar OR wind", None, 0, "").await?;
     let data_dir = server.data_dir();
@@ -493,7 +493,7 @@ async fn restarts_catch_up_and_a_lost_index_is_rebuilt() -> TestResult {
                 source: None,
                 fingerprint: Vec::new(),
             })],
-            now,
+            Some(now),
         )?;
     }
     let mut server = TestServer::start_in(dir, &[]).await;

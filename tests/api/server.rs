@@ -7,7 +7,7 @@ use pressroom::{
     proto::v1::{
         DeletePressReleaseRequest, GetPressReleaseRequest, PressRelease, UpdatePressReleaseRequest,
     },
-    store::{SledStore, Store},
+    store::SledStore,
 };
 use tokio_stream::StreamExt;
 use tonic_health::pb::{
@@ -97,7 +97,7 @@ async fn reflection_describes_the_api_in_both_versions() -> TestResult {
 
 #[tokio::test]
 async fn a_restart_keeps_everything_and_the_log_continues() -> TestResult {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sled().await;
     let mut created = Vec::new();
     for i in 0..5 {
         created.push(

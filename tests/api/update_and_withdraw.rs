@@ -7,7 +7,7 @@ use pressroom::{
         DeletePressReleaseRequest, GetPressReleaseRequest, ListPressReleasesRequest, PressRelease,
         Source, UpdatePressReleaseRequest, press_release::State,
     },
-    store::{SledStore, Store},
+    store::SledStore,
 };
 use tonic::Code;
 
@@ -268,7 +268,7 @@ async fn source_cannot_change_and_published_cannot_be_embargoed() -> TestResult 
 
 #[tokio::test]
 async fn withdrawal_purges_content_and_leaves_a_tombstone() -> TestResult {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sled().await;
     let mut input = release("To be withdrawn");
     input.channels = vec!["Business".into()];
     input.summary = "Secret summary".into();

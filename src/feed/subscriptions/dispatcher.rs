@@ -246,9 +246,6 @@ impl Dispatcher {
             deleted: false,
         };
         for letter in state.dead_letters {
-            if letter.replaying {
-                dispatcher.start_replay(&letter, letter.deliveries);
-            }
             dispatcher.dead_letters.insert(letter.seq, letter);
         }
         dispatcher
@@ -256,6 +253,17 @@ impl Dispatcher {
 
     /// Runs until the subscription is deleted or the server stops.
     pub(crate) async fn run(mut self) {
+        // Dead letters being replayed when the subscription was last
+        // stopped are delivered again.
+        let replaying: Vec<StoredDeadLetter> = self
+            .dead_letters
+            .values()
+            .filter(|letter| letter.replaying)
+            .cloned()
+            .collect();
+        for letter in replaying {
+            self.start_replay(&letter, letter.deliveries).await;
+        }
         let mut head = self.shared.tail_head.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -269,7 +277,7 @@ impl Dispatcher {
             let next_deadline = self.deadlines.first().map(|(at, _)| *at);
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle(command),
+                    Some(command) => self.handle(command).await,
                     None => break,
                 },
                 changed = head.changed(), if self.has_room() && self.reading.is_none() => {
@@ -300,7 +308,7 @@ impl Dispatcher {
                 self.clear_metrics();
                 return;
             }
-            self.dispatch();
+            self.dispatch().await;
             self.confirm();
         }
         // Shutting down: what was acknowledged is committed first.
@@ -341,8 +349,8 @@ impl Dispatcher {
         }
         let (shared, selection) = (Arc::clone(&self.shared), Arc::clone(&self.selection));
         let (start, after, epoch) = (self.start, self.read, self.epoch);
-        self.reading = Some(tokio::task::spawn_blocking(move || {
-            read_events(&shared, &selection, start, after, bound, epoch)
+        self.reading = Some(tokio::spawn(async move {
+            read_events(&shared, &selection, start, after, bound, epoch).await
         }));
     }
 
@@ -381,7 +389,7 @@ impl Dispatcher {
     }
 
     /// Hands ready events to the streams with room, in turn.
-    fn dispatch(&mut self) {
+    async fn dispatch(&mut self) {
         if self.ready.is_empty() {
             return;
         }
@@ -412,7 +420,7 @@ impl Dispatcher {
                 turn += 1;
             }
             let epoch = self.epoch;
-            let event = match self.event_to_send(key) {
+            let event = match self.event_to_send(key).await {
                 Ok(Some(event)) => event,
                 Ok(None) => continue,
                 Err(error) => {
@@ -468,7 +476,7 @@ impl Dispatcher {
 
     /// The event to send for a slot: the one read, on its first delivery;
     /// else made again from the release as it is now.
-    fn event_to_send(&mut self, key: Key) -> Result<Option<PressReleaseEvent>, StoreError> {
+    async fn event_to_send(&mut self, key: Key) -> Result<Option<PressReleaseEvent>, StoreError> {
         let Some(slot) = self.slot_mut(key) else {
             return Ok(None);
         };
@@ -481,7 +489,7 @@ impl Dispatcher {
             slot.cursor.clone(),
             slot.commit_time,
         );
-        let press_release = self.shared.store.get(&release)?;
+        let press_release = self.shared.store.get(&release).await?;
         let kind = match &press_release {
             Some(r) if r.state() == State::Withdrawn => EventType::Withdrawn as i32,
             _ => kind,
@@ -502,7 +510,7 @@ impl Dispatcher {
         }
     }
 
-    fn handle(&mut self, command: Command) {
+    async fn handle(&mut self, command: Command) {
         match command {
             Command::Attach {
                 stream,
@@ -553,7 +561,7 @@ impl Dispatcher {
                 }));
             }
             Command::Replay { seqs, reply } => {
-                let replayed = self.replay(seqs);
+                let replayed = self.replay(seqs).await;
                 self.after_commit.push(Box::new(move |result| {
                     let _ = reply.send(result.as_ref().map(|_| replayed).map_err(clone_error));
                 }));
@@ -761,7 +769,7 @@ impl Dispatcher {
     }
 
     /// Starts delivering dead letters again; how many.
-    fn replay(&mut self, seqs: Option<Vec<u64>>) -> usize {
+    async fn replay(&mut self, seqs: Option<Vec<u64>>) -> usize {
         let chosen: Vec<u64> = match seqs {
             Some(seqs) => seqs
                 .into_iter()
@@ -780,7 +788,7 @@ impl Dispatcher {
                 continue;
             };
             letter.replaying = true;
-            if self.start_replay(&letter, 0) {
+            if self.start_replay(&letter, 0).await {
                 replayed += 1;
                 self.dead_letters.insert(seq, letter.clone());
                 self.changes.push(SubscriptionChange::DeadLetter {
@@ -794,11 +802,11 @@ impl Dispatcher {
 
     /// A replay slot for a dead letter: the release as it is now (its
     /// tombstone if withdrawn since), with the event's type.
-    fn start_replay(&mut self, letter: &StoredDeadLetter, deliveries: u32) -> bool {
+    async fn start_replay(&mut self, letter: &StoredDeadLetter, deliveries: u32) -> bool {
         let Ok(id) = Uuid::from_slice(&letter.release_id) else {
             return false;
         };
-        let release = match self.shared.store.get(&id) {
+        let release = match self.shared.store.get(&id).await {
             Ok(Some(release)) => release,
             Ok(None) => return false,
             Err(error) => {
@@ -895,7 +903,7 @@ impl Dispatcher {
         self.acks_committing = std::mem::take(&mut self.acks_to_commit);
         self.committed_position = self.committed_position.max(position);
         let store = Arc::clone(&self.shared.store);
-        let task = tokio::task::spawn_blocking(move || store.commit_subscriptions(changes));
+        let task = tokio::spawn(async move { store.commit_subscriptions(changes).await });
         self.committing = Some((task, std::mem::take(&mut self.after_commit)));
     }
 
@@ -1036,7 +1044,7 @@ struct Read {
 
 /// Reads the entries after `after` up to `bound` (a chunk of them) and
 /// selects the events a subscription that started after `start` delivers.
-fn read_events(
+async fn read_events(
     shared: &Shared,
     selection: &Selection,
     start: u64,
@@ -1046,7 +1054,7 @@ fn read_events(
 ) -> Result<Read, StoreError> {
     let entries: Vec<LogEntry> = match shared.tail.range(after, bound, CHUNK_ENTRIES) {
         Some(recent) => recent.iter().map(|t| t.entry.clone()).collect(),
-        None => shared.store.read_log(after, bound, CHUNK_ENTRIES)?,
+        None => shared.store.read_log(after, bound, CHUNK_ENTRIES).await?,
     };
     let store_id = shared.store.store_id();
     let indexed = Indexed::default();
@@ -1057,7 +1065,8 @@ fn read_events(
     };
     for entry in entries {
         read.up_to = entry.seq;
-        let Some((kind, version)) = selection.event_for(shared, start, &entry, &indexed)? else {
+        let Some((kind, version)) = selection.event_for(shared, start, &entry, &indexed).await?
+        else {
             continue;
         };
         let Ok(release) = Uuid::from_slice(&entry.release_id) else {

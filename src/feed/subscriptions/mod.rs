@@ -38,7 +38,7 @@ use crate::{
         seek_subscription_request::Target, subscription::Start,
         watch_press_releases_request::Start as WatchStart,
     },
-    store::{Store, StoreError, SubscriptionRecord},
+    store::{Store, SubscriptionRecord},
 };
 
 /// Commands a dispatcher may have queued.
@@ -92,14 +92,13 @@ impl Subscriptions {
                 Start::Position(position) => WatchStart::Position(position),
                 Start::StartTime(time) => WatchStart::StartTime(time),
             }))
+            .await
             .map_err(|error| prefix_fields(error, "subscription."))?;
         let record = SubscriptionRecord {
             subscription: Some(subscription.clone()),
             start,
         };
-        let created = self
-            .blocking(move |store| store.create_subscription(&record, start))
-            .await?;
+        let created = self.store().create_subscription(&record, start).await?;
         if !created {
             return Err(DomainError::AlreadyExists {
                 name: subscription.name.clone(),
@@ -146,9 +145,7 @@ impl Subscriptions {
     ) -> Result<ListSubscriptionsResponse, DomainError> {
         let size = rules::page_size("page_size", request.page_size)?;
         let after = rules::decode_token(&request.page_token)?;
-        let records = self
-            .blocking(move |store| store.subscriptions(&after, size + 1))
-            .await?;
+        let records = self.store().subscriptions(&after, size + 1).await?;
         let more = records.len() > size;
         let subscriptions: Vec<Subscription> = records
             .into_iter()
@@ -179,9 +176,7 @@ impl Subscriptions {
             }
         }
         let deleting = id.clone();
-        let deleted = self
-            .blocking(move |store| store.delete_subscription(&deleting))
-            .await?;
+        let deleted = self.store().delete_subscription(&deleting).await?;
         drop(running);
         if !deleted {
             return Err(not_found(&id));
@@ -206,7 +201,7 @@ impl Subscriptions {
         let feed = Feed {
             shared: Arc::clone(&self.shared),
         };
-        let position = feed.start_position(Some(start))?;
+        let position = feed.start_position(Some(start)).await?;
         let commands = self.dispatcher(&id).await?;
         let (reply, answer) = oneshot::channel();
         commands
@@ -423,9 +418,9 @@ impl Subscriptions {
     /// Whether `caller` may seek or delete subscription `id` (which must
     /// exist).
     async fn check_owner(&self, id: &str, caller: &Caller, what: &str) -> Result<(), DomainError> {
-        let reading = id.to_string();
         let record: SubscriptionRecord = self
-            .blocking(move |store| store.subscription(&reading))
+            .store()
+            .subscription(id)
             .await?
             .ok_or_else(|| not_found(id))?;
         rules::check_owner(
@@ -442,30 +437,12 @@ impl Subscriptions {
         &self,
         id: &str,
     ) -> Result<(SubscriptionRecord, crate::store::SubscriptionState), DomainError> {
-        let reading = id.to_string();
-        let (record, state) = self
-            .blocking(move |store| {
-                Ok((
-                    store.subscription(&reading)?,
-                    store.subscription_state(&reading)?,
-                ))
-            })
-            .await?;
+        let record = self.store().subscription(id).await?;
+        let state = self.store().subscription_state(id).await?;
         match (record, state) {
             (Some(record), Some(state)) => Ok((record, state)),
             _ => Err(not_found(id)),
         }
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, DomainError> {
-        let store = Arc::clone(self.store());
-        tokio::task::spawn_blocking(move || work(&*store))
-            .await
-            .map_err(DomainError::from_join)?
-            .map_err(DomainError::from)
     }
 
     fn head(&self) -> u64 {

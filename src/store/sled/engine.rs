@@ -14,7 +14,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{
-        Mutex, PoisonError,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -28,7 +28,7 @@ use crate::{
     },
     store::{
         BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry, Store,
-        StoreError, SubscriptionChange, SubscriptionRecord, SubscriptionState,
+        StoreError, StoreFuture, SubscriptionChange, SubscriptionRecord, SubscriptionState,
     },
 };
 
@@ -47,11 +47,11 @@ const FORMAT_VERSION: u32 = 3;
 
 /// A [`Store`] on a sled database in a directory.
 pub struct SledStore {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     store_id: Uuid,
     /// The log head as applied: moved before a batch is applied, so that a
     /// read that sees a change knows it may have to wait for it.
-    head: AtomicU64,
+    pub(super) head: AtomicU64,
     /// The log head as synced, and the syncing.
     durability: Durability,
     /// Commit times never go backwards, even if the clock does.
@@ -174,26 +174,32 @@ impl SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn store_id(&self) -> Uuid {
+/// The engine's operations, blocking (the [`Store`] impl below hands them
+/// to the blocking pool where they may take long).
+impl SledStore {
+    /// See [`Store::store_id`].
+    pub fn store_id(&self) -> Uuid {
         self.store_id
     }
 
-    fn commit(
+    /// See [`Store::commit`].
+    pub fn commit(
         &self,
         changes: Vec<Change>,
-        commit_time: Timestamp,
+        commit_time: Option<Timestamp>,
     ) -> Result<Vec<ChangeResult>, StoreError> {
         let (results, head) = self.apply(changes, commit_time)?;
         self.sync(head)?;
         Ok(results)
     }
 
-    fn apply(
+    /// See [`Store::apply`].
+    pub fn apply(
         &self,
         changes: Vec<Change>,
-        commit_time: Timestamp,
+        commit_time: Option<Timestamp>,
     ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
+        let commit_time = commit_time.unwrap_or_else(crate::proto::now);
         if self.durability.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
@@ -223,7 +229,8 @@ impl Store for SledStore {
         Ok((results, head))
     }
 
-    fn sync(&self, head: u64) -> Result<(), StoreError> {
+    /// See [`Store::sync`].
+    pub fn sync(&self, head: u64) -> Result<(), StoreError> {
         if self.durability.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
@@ -241,11 +248,13 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+    /// See [`Store::get`].
+    pub fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
         self.read_release(id)
     }
 
-    fn list(
+    /// See [`Store::list`].
+    pub fn list(
         &self,
         query: &ListQuery,
         after: Option<&ListPosition>,
@@ -274,7 +283,8 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn published_times(
+    /// See [`Store::published_times`].
+    pub fn published_times(
         &self,
         query: &ListQuery,
         visit: &mut dyn FnMut(Timestamp),
@@ -287,7 +297,8 @@ impl Store for SledStore {
         })
     }
 
-    fn published_total(&self) -> Result<u64, StoreError> {
+    /// See [`Store::published_total`].
+    pub fn published_total(&self) -> Result<u64, StoreError> {
         let key = layout::total_count_key();
         let total = match self.db.get(&key).map_err(StoreError::engine)? {
             Some(value) => decode_count(&key, &value)?,
@@ -297,7 +308,8 @@ impl Store for SledStore {
         Ok(total)
     }
 
-    fn published_per_hour(
+    /// See [`Store::published_per_hour`].
+    pub fn published_per_hour(
         &self,
         from_hour: i64,
         to_hour: i64,
@@ -318,11 +330,18 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn log_head(&self) -> u64 {
+    /// See [`Store::log_head`].
+    pub fn log_head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
     }
 
-    fn read_log(&self, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+    /// See [`Store::read_log`].
+    pub fn read_log(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
         if after >= up_to {
             return Ok(Vec::new());
         }
@@ -337,7 +356,28 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
+    /// See [`Store::read_changes`].
+    pub fn read_changes(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+        with_records: bool,
+    ) -> Result<Vec<(LogEntry, Option<PressRelease>)>, StoreError> {
+        let entries = self.read_log(after, up_to, limit)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let release = match Uuid::from_slice(&entry.release_id) {
+                Ok(id) if with_records => self.get(&id)?,
+                _ => None,
+            };
+            out.push((entry, release));
+        }
+        Ok(out)
+    }
+
+    /// See [`Store::log_position_at`].
+    pub fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
         let start = layout::commit_time_prefix(time);
         match self.db.range(start..vec![layout::COMMIT_TIME + 1]).next() {
             Some(entry) => {
@@ -349,7 +389,8 @@ impl Store for SledStore {
         }
     }
 
-    fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
+    /// See [`Store::next_embargo`].
+    pub fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
         match self.db.scan_prefix([layout::EMBARGO]).next() {
             Some(entry) => {
                 let (key, _) = entry.map_err(StoreError::engine)?;
@@ -361,7 +402,8 @@ impl Store for SledStore {
         }
     }
 
-    fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+    /// See [`Store::embargoes_due`].
+    pub fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([layout::EMBARGO]).take(limit) {
             let (key, _) = entry.map_err(StoreError::engine)?;
@@ -374,7 +416,8 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
+    /// See [`Store::embargoed`].
+    pub fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([layout::EMBARGO]) {
             let (key, _) = entry.map_err(StoreError::engine)?;
@@ -387,7 +430,8 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn embargoes_pending(&self) -> Result<u64, StoreError> {
+    /// See [`Store::embargoes_pending`].
+    pub fn embargoes_pending(&self) -> Result<u64, StoreError> {
         let mut count = 0;
         for entry in self.db.scan_prefix([layout::EMBARGO]) {
             entry.map_err(StoreError::engine)?;
@@ -396,7 +440,9 @@ impl Store for SledStore {
         Ok(count)
     }
 
-    fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
+    /// Writes a backup of everything to `out`. The caller makes sure no
+    /// commit runs meanwhile (see [`crate::store::Writer::exclusive`]).
+    pub fn backup(&self, out: &mut dyn std::io::Write) -> Result<BackupInfo, StoreError> {
         backup::write(
             &self.db,
             self.store_id,
@@ -407,15 +453,18 @@ impl Store for SledStore {
         .map_err(StoreError::engine)
     }
 
-    fn backup_file(&self) -> Result<BackupFile, StoreError> {
+    /// See [`Store::backup_file`].
+    pub fn backup_file(&self) -> Result<BackupFile, StoreError> {
         BackupFile::write_in(&self.scratch, |out| self.backup(out))
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    /// See [`Store::flush`].
+    pub fn flush(&self) -> Result<(), StoreError> {
         self.durability.sync(&self.db)
     }
 
-    fn create_subscription(
+    /// See [`Store::create_subscription`].
+    pub fn create_subscription(
         &self,
         record: &SubscriptionRecord,
         position: u64,
@@ -432,11 +481,13 @@ impl Store for SledStore {
         Ok(true)
     }
 
-    fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+    /// See [`Store::subscription`].
+    pub fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
         subscriptions::read(&self.db, id)
     }
 
-    fn subscriptions(
+    /// See [`Store::subscriptions`].
+    pub fn subscriptions(
         &self,
         after: &str,
         limit: usize,
@@ -444,7 +495,8 @@ impl Store for SledStore {
         subscriptions::list(&self.db, after, limit)
     }
 
-    fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+    /// See [`Store::delete_subscription`].
+    pub fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
         let applied = {
             let _lock = self.lock_subscriptions();
             if subscriptions::read(&self.db, id)?.is_none() {
@@ -456,11 +508,13 @@ impl Store for SledStore {
         Ok(true)
     }
 
-    fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+    /// See [`Store::subscription_state`].
+    pub fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
         subscriptions::state(&self.db, id)
     }
 
-    fn commit_subscriptions(&self, changes: Vec<SubscriptionChange>) -> Result<(), StoreError> {
+    /// See [`Store::commit_subscriptions`].
+    pub fn commit_subscriptions(&self, changes: Vec<SubscriptionChange>) -> Result<(), StoreError> {
         let applied = {
             let _lock = self.lock_subscriptions();
             match subscriptions::plan(&self.db, changes)? {
@@ -504,6 +558,200 @@ fn record_id(record: &SubscriptionRecord) -> Result<String, StoreError> {
         .ok_or_else(|| StoreError::Corrupt {
             key: "a subscription record without a name".into(),
         })
+}
+
+/// Runs `work` on the store on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<SledStore>,
+    work: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .unwrap_or_else(|panic| Err(StoreError::engine(panic)))
+}
+
+/// The sled engine behind the async [`Store`]: commits, syncs, scans and
+/// backups run on the blocking pool (they may wait on the disk or walk
+/// many keys); point reads and short range reads run on the caller's
+/// thread, as they did when the trait was blocking. It is implemented on
+/// `Arc<SledStore>` because work handed to the blocking pool needs a handle
+/// of its own.
+#[async_trait::async_trait]
+impl Store for Arc<SledStore> {
+    fn store_id(&self) -> Uuid {
+        self.store_id
+    }
+
+    async fn create_subscription(
+        &self,
+        record: &SubscriptionRecord,
+        position: u64,
+    ) -> Result<bool, StoreError> {
+        let record = record.clone();
+        blocking(self, move |store| {
+            store.create_subscription(&record, position)
+        })
+        .await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        SledStore::subscription(self, id)
+    }
+
+    async fn subscriptions(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        SledStore::subscriptions(self, after, limit)
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        blocking(self, move |store| store.delete_subscription(&id)).await
+    }
+
+    async fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+        let id = id.to_string();
+        blocking(self, move |store| store.subscription_state(&id)).await
+    }
+
+    async fn commit_subscriptions(
+        &self,
+        changes: Vec<SubscriptionChange>,
+    ) -> Result<(), StoreError> {
+        blocking(self, move |store| store.commit_subscriptions(changes)).await
+    }
+
+    async fn commit(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Option<Timestamp>,
+    ) -> Result<Vec<ChangeResult>, StoreError> {
+        blocking(self, move |store| store.commit(changes, commit_time)).await
+    }
+
+    async fn apply(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Option<Timestamp>,
+    ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
+        blocking(self, move |store| store.apply(changes, commit_time)).await
+    }
+
+    fn sync(&self, head: u64) -> StoreFuture<()> {
+        // Started now, not when first polled: the writer applies the next
+        // batch meanwhile.
+        let store = Arc::clone(self);
+        let syncing = tokio::task::spawn_blocking(move || SledStore::sync(&store, head));
+        Box::pin(async move {
+            syncing
+                .await
+                .unwrap_or_else(|panic| Err(StoreError::engine(panic)))
+        })
+    }
+
+    async fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
+        SledStore::get(self, id)
+    }
+
+    async fn list(
+        &self,
+        query: &ListQuery,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
+        let (query, after) = (query.clone(), after.cloned());
+        blocking(self, move |store| store.list(&query, after.as_ref(), limit)).await
+    }
+
+    async fn published_times(
+        &self,
+        query: &ListQuery,
+        visit: &mut (dyn FnMut(Timestamp) + Send),
+    ) -> Result<(), StoreError> {
+        // The walk runs on the blocking pool; what it found is visited here
+        // (12 bytes a release).
+        let query = query.clone();
+        let times = blocking(self, move |store| {
+            let mut times = Vec::new();
+            store.published_times(&query, &mut |time| times.push(time))?;
+            Ok(times)
+        })
+        .await?;
+        times.into_iter().for_each(visit);
+        Ok(())
+    }
+
+    async fn published_total(&self) -> Result<u64, StoreError> {
+        SledStore::published_total(self)
+    }
+
+    async fn published_per_hour(
+        &self,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        blocking(self, move |store| {
+            store.published_per_hour(from_hour, to_hour)
+        })
+        .await
+    }
+
+    fn log_head(&self) -> u64 {
+        SledStore::log_head(self)
+    }
+
+    async fn read_log(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        SledStore::read_log(self, after, up_to, limit)
+    }
+
+    async fn read_changes(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+        with_records: bool,
+    ) -> Result<Vec<(LogEntry, Option<PressRelease>)>, StoreError> {
+        blocking(self, move |store| {
+            store.read_changes(after, up_to, limit, with_records)
+        })
+        .await
+    }
+
+    async fn log_position_at(&self, time: &Timestamp) -> Result<u64, StoreError> {
+        SledStore::log_position_at(self, time)
+    }
+
+    async fn next_embargo(&self) -> Result<Option<(Timestamp, Uuid)>, StoreError> {
+        SledStore::next_embargo(self)
+    }
+
+    async fn embargoes_due(&self, now: &Timestamp, limit: usize) -> Result<Vec<Uuid>, StoreError> {
+        SledStore::embargoes_due(self, now, limit)
+    }
+
+    async fn embargoed(&self) -> Result<Vec<PressRelease>, StoreError> {
+        blocking(self, SledStore::embargoed).await
+    }
+
+    async fn embargoes_pending(&self) -> Result<u64, StoreError> {
+        blocking(self, SledStore::embargoes_pending).await
+    }
+
+    async fn backup_file(&self) -> Result<BackupFile, StoreError> {
+        blocking(self, SledStore::backup_file).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        blocking(self, SledStore::flush).await
+    }
 }
 
 impl SledStore {
@@ -561,10 +809,13 @@ mod tests {
 
     #[test]
     fn passes_the_conformance_suite() {
-        conformance::run(&|dir: &Path| {
+        let runtime = conformance::Engine::runtime();
+        let open = |dir: &Path| {
             SledStore::open(dir, 16 << 20)
-                .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Store>)
-        });
+                .map(|s| conformance::Engine::new(Arc::new(Arc::new(s)), Arc::clone(&runtime)))
+        };
+        conformance::run(&open);
+        conformance::run_subscriptions(&open);
     }
 
     #[test]
@@ -576,7 +827,7 @@ mod tests {
             let store = SledStore::open(dir.path(), 16 << 20)?;
             store.commit(
                 vec![conformance::create(id, "Flip me", &["Tech"])],
-                Timestamp::default(),
+                Some(Timestamp::default()),
             )?;
             let key = layout::release_key(&id);
             let mut value = store.db.get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
@@ -601,7 +852,7 @@ mod tests {
         let id = Uuid::now_v7();
         let (_, head) = store.apply(
             vec![conformance::create(id, "Applied, not synced", &["Tech"])],
-            Timestamp::default(),
+            Some(Timestamp::default()),
         )?;
         assert!(store.durability.head() < head, "not durable yet");
         let read = store.get(&id)?;

@@ -10,12 +10,14 @@
 //! - `record`: how values are encoded and checksummed.
 //! - `backup`: the backup format, written and restored.
 //! - `subscriptions`: subscription definitions and state.
+//! - `export`: the whole store as engine-neutral items, for migrating.
 //!
 //! Nothing outside this folder knows sled's keys, values or files.
 
 mod backup;
 mod durability;
 mod engine;
+mod export;
 mod layout;
 mod plan;
 mod record;

@@ -7,7 +7,9 @@
 //! that was in flight at the kill may or may not have landed; if it did, it
 //! landed whole, and nothing else appears.
 //!
-//! `crash_10_cycles` runs with `cargo test`; `crash_200_cycles` on demand:
+//! `crash_10_cycles` runs with `cargo test`, on sled and (with a private
+//! PostgreSQL, the server started with `--store`) on PostgreSQL;
+//! `crash_200_cycles` on demand:
 //! `cargo test --test api crash_200_cycles -- --ignored --nocapture`. Every
 //! run prints its seed; `PRESSROOM_CRASH_SEED=<seed>` replays its random
 //! choices (when each kill lands is still up to the machine).
@@ -25,7 +27,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     os::unix::process::ExitStatusExt as _,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -45,6 +47,7 @@ use self::{
     writer::{Writer, write_until_killed},
 };
 use crate::helpers::{Binary, TestResult};
+use pressroom::store::postgres::{ClusterOptions, LocalCluster};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -57,19 +60,69 @@ const CHANNELS: [&str; 3] = ["markets", "energy", "technology"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_10_cycles() -> TestResult {
-    run(10, 5).await
+    run(10, 5, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_10_cycles_on_postgres() -> TestResult {
+    let cluster = LocalCluster::start(&ClusterOptions::default())
+        .map_err(|e| format!("a local PostgreSQL is needed for this test: {e}"))?;
+    run(10, 5, Some(&cluster)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: runs on demand (`cargo test --test api crash_200_cycles -- --ignored`)"]
 async fn crash_200_cycles() -> TestResult {
-    run(200, 20).await
+    run(200, 20, None).await
+}
+
+/// Where a run's server keeps its store: a temp dir (its data dir, and
+/// sled in it), and with PostgreSQL a database of its own.
+struct Site {
+    dir: tempfile::TempDir,
+    database: Option<String>,
+}
+
+impl Site {
+    /// A fresh site; the `n`th database of `cluster`, if one is given.
+    async fn fresh(cluster: Option<&LocalCluster>, n: u64) -> Result<Self, Error> {
+        let database = match cluster {
+            None => None,
+            Some(cluster) => {
+                let name = format!("crash_{n}");
+                cluster.create_database(&name).await?;
+                Some(cluster.url(&name))
+            }
+        };
+        Ok(Self {
+            dir: tempfile::tempdir()?,
+            database,
+        })
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The `serve` flags that put the server on this site.
+    fn flags(&self) -> Vec<String> {
+        let mut flags = vec!["--data-dir".into(), self.data_dir().display().to_string()];
+        if let Some(url) = &self.database {
+            flags.extend(["--store".into(), url.clone()]);
+        }
+        flags
+    }
+
+    /// Checks the store as the server left it.
+    async fn check(&self) -> Result<StoreSnapshot, Error> {
+        check_store(&self.data_dir().join("store"), self.database.as_deref()).await
+    }
 }
 
 /// Runs `cycles` kill-and-check cycles, starting over on a fresh data dir
 /// every `fresh_every` cycles (after a clean SIGTERM shutdown, itself
 /// checked) so that the data stays small enough to check in full each time.
-async fn run(cycles: u64, fresh_every: u64) -> TestResult {
+async fn run(cycles: u64, fresh_every: u64, cluster: Option<&LocalCluster>) -> TestResult {
     let seed = match std::env::var("PRESSROOM_CRASH_SEED") {
         Ok(text) => text.parse()?,
         Err(_) => std::time::SystemTime::now()
@@ -79,25 +132,25 @@ async fn run(cycles: u64, fresh_every: u64) -> TestResult {
     eprintln!("crash harness: {cycles} cycles, PRESSROOM_CRASH_SEED={seed}");
     let started = Instant::now();
     let mut rng = Rng(seed);
-    let mut dir = tempfile::tempdir()?;
+    let mut site = Site::fresh(cluster, 0).await?;
     let mut model = Model::default();
-    let mut server = start(&data_dir(dir.path())).await?;
+    let mut server = start(&site).await?;
     let mut totals = Totals::default();
     for cycle in 1..=cycles {
         if cycle > 1 && (cycle - 1) % fresh_every == 0 {
-            stop_cleanly(server, dir.path()).await?;
-            dir = tempfile::tempdir()?;
+            stop_cleanly(server, &site).await?;
+            site = Site::fresh(cluster, cycle).await?;
             model = Model::default();
-            server = start(&data_dir(dir.path())).await?;
+            server = start(&site).await?;
         }
         let context = |e: Error| -> Error {
             format!("cycle {cycle} (PRESSROOM_CRASH_SEED={seed}): {e}").into()
         };
-        server = crash_cycle(cycle, server, dir.path(), &mut model, &mut rng, &mut totals)
+        server = crash_cycle(cycle, server, &site, &mut model, &mut rng, &mut totals)
             .await
             .map_err(context)?;
     }
-    stop_cleanly(server, dir.path()).await?;
+    stop_cleanly(server, &site).await?;
     eprintln!(
         "crash harness: {cycles} cycles passed in {:.1?}: {} writes acknowledged, {} in flight \
          at a kill ({} of them landed), {} kills during start-up",
@@ -125,7 +178,7 @@ struct Totals {
 async fn crash_cycle(
     cycle: u64,
     mut server: Binary,
-    dir: &Path,
+    site: &Site,
     model: &mut Model,
     rng: &mut Rng,
     totals: &mut Totals,
@@ -172,14 +225,14 @@ async fn crash_cycle(
     if rng.chance(15) {
         // Crash again, while the server recovers and starts.
         totals.start_kills += 1;
-        kill_during_start(dir, Duration::from_millis(rng.below(600))).await?;
+        kill_during_start(site, Duration::from_millis(rng.below(600))).await?;
     }
-    let store_dir = data_dir(dir).join("store");
-    let snapshot = tokio::task::spawn_blocking(move || check_store(&store_dir))
-        .await?
+    let snapshot = site
+        .check()
+        .await
         .map_err(|e| format!("the store after the kill: {e}"))?;
 
-    let server = start(&data_dir(dir)).await?;
+    let server = start(site).await?;
     let mut client = PressReleaseServiceClient::new(connect(server.addr).await?);
     let landed = verify(model, &snapshot, &mut client, rng)
         .await
@@ -309,29 +362,19 @@ impl Rng {
     }
 }
 
-fn data_dir(dir: &Path) -> PathBuf {
-    dir.join("data")
-}
-
-/// Starts the real binary on `data_dir`.
-async fn start(data_dir: &Path) -> Result<Binary, Error> {
-    let data_dir = data_dir.display().to_string();
+/// Starts the real binary on `site`.
+async fn start(site: &Site) -> Result<Binary, Error> {
+    let mut flags = site.flags();
+    flags.extend(["--cache-mb", "16", "--shutdown-grace", "2s"].map(String::from));
     tokio::task::spawn_blocking(move || {
-        Binary::serve(&[
-            "--data-dir",
-            &data_dir,
-            "--cache-mb",
-            "16",
-            "--shutdown-grace",
-            "2s",
-        ])
+        Binary::serve(&flags.iter().map(String::as_str).collect::<Vec<_>>())
     })
     .await?
 }
 
 /// Stops the server with SIGTERM (it must exit cleanly), then checks the
 /// store it leaves.
-async fn stop_cleanly(server: Binary, dir: &Path) -> Result<(), Error> {
+async fn stop_cleanly(server: Binary, site: &Site) -> Result<(), Error> {
     let logs = Arc::clone(&server.logs);
     let status = tokio::task::spawn_blocking(move || server.terminate()).await??;
     if !status.success() {
@@ -341,9 +384,8 @@ async fn stop_cleanly(server: Binary, dir: &Path) -> Result<(), Error> {
             .join("\n");
         return Err(format!("SIGTERM ended the server with {status}; log:\n{logs}").into());
     }
-    let store_dir = data_dir(dir).join("store");
-    tokio::task::spawn_blocking(move || check_store(&store_dir))
-        .await?
+    site.check()
+        .await
         .map_err(|e| format!("the store after a clean shutdown: {e}"))?;
     Ok(())
 }
@@ -360,12 +402,12 @@ fn kill(child: &mut std::process::Child, what: &str) -> Result<(), Error> {
 
 /// Starts the binary on the data dir and SIGKILLs it `after` this long,
 /// whether or not it has finished starting (recovering).
-async fn kill_during_start(dir: &Path, after: Duration) -> Result<(), Error> {
+async fn kill_during_start(site: &Site, after: Duration) -> Result<(), Error> {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pressroom"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--cache-mb", "16", "--data-dir"])
-        .arg(data_dir(dir))
+        .args(["--cache-mb", "16"])
+        .args(site.flags())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;

@@ -8,7 +8,7 @@ use std::{
 use pressroom::{
     domain::name,
     proto::v1::{PressRelease, press_release::State},
-    store::{Facet, ListQuery, SledStore, Store},
+    store::{Facet, ListQuery, PostgresOptions, PostgresStore, SledStore, Store},
 };
 use uuid::Uuid;
 
@@ -19,13 +19,28 @@ use super::{CHANNELS, Error, StoreSnapshot};
 /// revisions, every record named in the log reads back (its checksum holds)
 /// at the revision of its latest entry, and the published index, the total
 /// and the channel index agree with the records.
-pub(super) fn check_store(store_dir: &Path) -> Result<StoreSnapshot, Error> {
-    let store = SledStore::open(store_dir, 16 << 20)?;
+/// `database` names the PostgreSQL store the server used, if it used one
+/// (sled in `store_dir` otherwise).
+pub(super) async fn check_store(
+    store_dir: &Path,
+    database: Option<&str>,
+) -> Result<StoreSnapshot, Error> {
+    let store: std::sync::Arc<dyn Store> = match database {
+        None => {
+            let store_dir = store_dir.to_path_buf();
+            let sled = tokio::task::spawn_blocking(move || SledStore::open(&store_dir, 16 << 20))
+                .await??;
+            std::sync::Arc::new(std::sync::Arc::new(sled))
+        }
+        Some(url) => {
+            std::sync::Arc::new(PostgresStore::open(url, PostgresOptions::default()).await?)
+        }
+    };
     let head = store.log_head();
     let mut latest: HashMap<Uuid, (u64, i64)> = HashMap::new();
     let mut seen = 0;
     while seen < head {
-        let entries = store.read_log(seen, head, 1_000)?;
+        let entries = store.read_log(seen, head, 1_000).await?;
         if entries.is_empty() {
             return Err(format!("the change log stops at {seen}; its head is {head}").into());
         }
@@ -54,7 +69,8 @@ pub(super) fn check_store(store_dir: &Path) -> Result<StoreSnapshot, Error> {
     let mut records = BTreeMap::new();
     for (id, (seq, revision)) in &latest {
         let record = store
-            .get(id)?
+            .get(id)
+            .await?
             .ok_or_else(|| format!("{id} has log entries up to {seq} but no record"))?;
         if record.revision != *revision || record.name != name::format(id) {
             return Err(format!(
@@ -70,7 +86,7 @@ pub(super) fn check_store(store_dir: &Path) -> Result<StoreSnapshot, Error> {
         .iter()
         .filter(|(_, r)| r.state() == State::Published)
         .collect();
-    let listed = store.list(&ListQuery::default(), None, usize::MAX)?;
+    let listed = store.list(&ListQuery::default(), None, usize::MAX).await?;
     let listed_names: BTreeSet<&String> = listed.iter().map(|(_, r)| &r.name).collect();
     let published_names: BTreeSet<&String> = published.keys().copied().collect();
     if listed_names != published_names {
@@ -86,7 +102,7 @@ pub(super) fn check_store(store_dir: &Path) -> Result<StoreSnapshot, Error> {
             return Err(format!("the list reads {} unlike its record", release.name).into());
         }
     }
-    let total = store.published_total()?;
+    let total = store.published_total().await?;
     if total != published.len() as u64 {
         return Err(format!(
             "the published total is {total}; {} are published",
@@ -100,7 +116,8 @@ pub(super) fn check_store(store_dir: &Path) -> Result<StoreSnapshot, Error> {
             ..Default::default()
         };
         let indexed: BTreeSet<String> = store
-            .list(&query, None, usize::MAX)?
+            .list(&query, None, usize::MAX)
+            .await?
             .into_iter()
             .map(|(_, r)| r.name)
             .collect();

@@ -174,7 +174,7 @@ async fn a_304_reads_no_record() -> TestResult {
     // A record damaged on disk fails every read of it; a conditional
     // request for a feed holding it still gets its 304, since deciding
     // reads nothing.
-    let mut server = TestServer::start_with(&["--feeds-listen", "127.0.0.1:0"]).await;
+    let mut server = TestServer::start_on_sled_with(&["--feeds-listen", "127.0.0.1:0"]).await;
     let damaged = server
         .client
         .create_press_release(create_request(release("Will be damaged")))
