@@ -340,8 +340,8 @@ impl Dispatcher {
         }
     }
 
-    /// Starts reading the entries after `self.read`, up to `bound`, on the
-    /// blocking pool: reading and decoding releases overlaps with handing
+    /// Starts reading the entries after `self.read`, up to `bound`, in a
+    /// task of its own: reading and decoding releases overlaps with handing
     /// out events and taking acks.
     fn start_read(&mut self, bound: u64) {
         if self.reading.is_some() {
