@@ -10,6 +10,7 @@ use prost::Message as _;
 const PROTOS: &[&str] = &[
     "pressroom/v1/press_release.proto",
     "pressroom/v1/press_release_service.proto",
+    "pressroom/v1/subscription_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -23,8 +23,9 @@
 //!   PostgreSQL shared by replicas) own the keys, the indexes and the
 //!   change log.
 //! - [`feed`]: readers of the change log: watch streams (history, then
-//!   live, optionally narrowed by a standing text query) and the embargo
-//!   scheduler.
+//!   live, optionally narrowed by a standing text query), subscriptions
+//!   (named consumers whose position and acks the store keeps, shared by
+//!   the streams open on them) and the embargo scheduler.
 //! - [`search`]: the tantivy full-text index, one more reader of the log,
 //!   and the matcher of standing queries (search's semantics without an
 //!   index).

@@ -88,7 +88,7 @@ pub struct Corpus {
 
 /// How many of the `expected` releases were searchable at once, and how long
 /// until all were.
-async fn searchable_after(
+pub(crate) async fn searchable_after(
     client: &mut server::Client,
     expected: usize,
 ) -> BenchResult<(usize, Duration)> {

@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [writes]
+//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [writes] [subscribe]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -22,7 +22,8 @@
 //! - One module per scenario: [`get`], [`ingest`], [`fanout`], [`replay`],
 //!   [`list`], [`search`], [`feeds`], [`alerts`], [`writes`] (in-process,
 //!   for callgrind A/B of the write path), [`postgres`] (`--store
-//!   postgres`: the PostgreSQL engine).
+//!   postgres`: the PostgreSQL engine), [`subscribe`] (beside NATS
+//!   JetStream).
 
 /// The allocator the `pressroom` binary uses, so that what is measured is
 /// what ships (the references run on it too).
@@ -44,6 +45,7 @@ mod postgres;
 mod replay;
 mod search;
 mod server;
+mod subscribe;
 mod writes;
 
 use std::time::{Duration, Instant};
@@ -57,8 +59,18 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The scenarios, in the order they run: those on fresh data dirs first,
 /// then those reading the corpus (the list reference needs the store before
 /// the server holds it).
-const SCENARIOS: [&str; 10] = [
-    "fanout", "ingest", "list", "get", "replay", "search", "feeds", "alerts", "writes", "postgres",
+const SCENARIOS: [&str; 11] = [
+    "fanout",
+    "subscribe",
+    "ingest",
+    "list",
+    "get",
+    "replay",
+    "search",
+    "feeds",
+    "alerts",
+    "writes",
+    "postgres",
 ];
 
 /// The sizes and durations of a run.
@@ -135,7 +147,7 @@ impl Plan {
 }
 
 const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
-scenarios: get ingest fanout replay list search feeds alerts writes postgres
+scenarios: get ingest fanout replay list search feeds alerts writes subscribe postgres
            (default: all but postgres)
   --store postgres   the PostgreSQL engine (scenario postgres: creates against
             raw INSERT and sled, fan-out across two replicas) on a private
@@ -232,6 +244,7 @@ async fn run_scenarios(plan: &Plan, selected: &[&str]) -> BenchResult<usize> {
         }
         match scenario {
             "fanout" => fanout::run(plan, &mut summary).await?,
+            "subscribe" => subscribe::run(plan, &mut summary).await?,
             "ingest" => {
                 let corpus = loaded(&mut corpus, plan).await?;
                 ingest::run(plan, corpus, &mut summary).await?

@@ -72,7 +72,13 @@ pub fn rss_bytes() -> Option<u64> {
 /// The CPU time this process has used so far (user and system, all
 /// threads), from /proc/self/stat; in clock ticks of 10 ms.
 pub fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_of("self")
+}
+
+/// The CPU time process `pid` (`self` for this one) has used so far, as
+/// [`cpu_time`].
+pub fn cpu_time_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields follow its `)`.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let user: u64 = fields.get(11)?.parse().ok()?;

@@ -44,6 +44,7 @@ pub(crate) struct Method {
 }
 
 const PRESSROOM: &str = "pressroom.v1.PressReleaseService";
+const SUBSCRIPTIONS: &str = "pressroom.v1.SubscriptionService";
 
 /// Every call the server answers.
 pub(crate) static KNOWN: LazyLock<HashMap<&'static str, Method>> = LazyLock::new(|| {
@@ -53,6 +54,13 @@ pub(crate) static KNOWN: LazyLock<HashMap<&'static str, Method>> = LazyLock::new
         name,
         kind,
         role: Some(role),
+    };
+    let subscriptions = |path: &'static str, name: &'static str, kind: Kind| Method {
+        path,
+        service: SUBSCRIPTIONS,
+        name,
+        kind,
+        role: Some(Role::Reader),
     };
     let open = |path: &'static str, service: &'static str, name: &'static str, kind: Kind| Method {
         path,
@@ -124,6 +132,48 @@ pub(crate) static KNOWN: LazyLock<HashMap<&'static str, Method>> = LazyLock::new
             ServerStream,
             Admin,
         ),
+        // Readers may do all of these; seeking and deleting another key's
+        // subscription needs admin, which the domain checks.
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/CreateSubscription",
+            "CreateSubscription",
+            Unary,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/GetSubscription",
+            "GetSubscription",
+            Unary,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/ListSubscriptions",
+            "ListSubscriptions",
+            Unary,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/DeleteSubscription",
+            "DeleteSubscription",
+            Unary,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/StreamSubscription",
+            "StreamSubscription",
+            BidiStream,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/SeekSubscription",
+            "SeekSubscription",
+            Unary,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/ListDeadLetters",
+            "ListDeadLetters",
+            Unary,
+        ),
+        subscriptions(
+            "/pressroom.v1.SubscriptionService/ReplayDeadLetters",
+            "ReplayDeadLetters",
+            Unary,
+        ),
         open(
             "/grpc.health.v1.Health/Check",
             "grpc.health.v1.Health",
@@ -154,7 +204,7 @@ pub(crate) static KNOWN: LazyLock<HashMap<&'static str, Method>> = LazyLock::new
     .collect()
 });
 
-/// A call of our service that is not in the table (tonic answers it
+/// A call of our services that is not in the table (tonic answers it
 /// UNIMPLEMENTED; a key is still needed to learn that).
 const UNKNOWN_PRESSROOM: Method = Method {
     path: "unknown",
@@ -162,6 +212,12 @@ const UNKNOWN_PRESSROOM: Method = Method {
     name: "unknown",
     kind: Kind::Unary,
     role: Some(Role::Reader),
+};
+
+/// The same for the subscription service.
+const UNKNOWN_SUBSCRIPTIONS: Method = Method {
+    service: SUBSCRIPTIONS,
+    ..UNKNOWN_PRESSROOM
 };
 
 /// Any other path.
@@ -179,6 +235,7 @@ impl Method {
         match KNOWN.get(path) {
             Some(method) => *method,
             None if path.starts_with("/pressroom.v1.PressReleaseService/") => UNKNOWN_PRESSROOM,
+            None if path.starts_with("/pressroom.v1.SubscriptionService/") => UNKNOWN_SUBSCRIPTIONS,
             None => UNKNOWN,
         }
     }
@@ -193,9 +250,10 @@ impl Method {
             .unwrap_or_else(|| Self::of_path(request.uri().path()))
     }
 
-    /// Whether this is a call of the press-release service.
+    /// Whether this is a call of our services (press releases and
+    /// subscriptions).
     pub(crate) fn is_pressroom(&self) -> bool {
-        self.service == PRESSROOM
+        self.service == PRESSROOM || self.service == SUBSCRIPTIONS
     }
 
     /// Long-lived calls that the concurrency limit and the unary timeout

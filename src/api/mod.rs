@@ -7,6 +7,9 @@ pub mod limits;
 mod methods;
 pub mod metrics;
 mod status;
+mod subscriptions;
+
+pub use subscriptions::SubscriptionApi;
 
 use std::{
     pin::Pin,

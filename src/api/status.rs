@@ -19,6 +19,7 @@ use crate::{
 };
 
 const RESOURCE_TYPE: &str = "pressroom.v1.PressRelease";
+const SUBSCRIPTION_TYPE: &str = "pressroom.v1.Subscription";
 /// Most field violations sent back; the rest are counted. Statuses travel
 /// in HTTP/2 trailers, and clients drop a connection whose trailers pass
 /// about 16 KiB.
@@ -52,12 +53,12 @@ impl From<DomainError> for Status {
             DomainError::NotFound { name } => Status::with_error_details(
                 Code::NotFound,
                 message,
-                ErrorDetails::with_resource_info(RESOURCE_TYPE, name, "", "not found"),
+                ErrorDetails::with_resource_info(resource_type(&name), name, "", "not found"),
             ),
             DomainError::AlreadyExists { name, .. } => Status::with_error_details(
                 Code::AlreadyExists,
                 message,
-                ErrorDetails::with_resource_info(RESOURCE_TYPE, name, "", "already exists"),
+                ErrorDetails::with_resource_info(resource_type(&name), name, "", "already exists"),
             ),
             DomainError::Aborted(_) => Status::aborted(message),
             DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
@@ -66,6 +67,15 @@ impl From<DomainError> for Status {
             DomainError::Unavailable(_) => Status::unavailable(message),
             DomainError::Internal(cause) => internal(&*cause),
         }
+    }
+}
+
+/// The resource type a name is of.
+fn resource_type(name: &str) -> &'static str {
+    if name.starts_with(crate::domain::subscription::PREFIX) {
+        SUBSCRIPTION_TYPE
+    } else {
+        RESOURCE_TYPE
     }
 }
 

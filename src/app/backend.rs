@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppError;
 use crate::{
-    api::{PressReleaseApi, limits::LimitsLayer},
+    api::{PressReleaseApi, SubscriptionApi, limits::LimitsLayer},
     api_keys::Keys,
     config::ServeConfig,
     domain::PressReleases,
@@ -177,6 +177,11 @@ impl Backend {
     /// The gRPC service over the domain and the feed.
     pub(super) fn api(&self) -> PressReleaseApi {
         PressReleaseApi::new(self.releases.clone(), self.feed.clone())
+    }
+
+    /// The gRPC subscription service over the feed.
+    pub(super) fn subscription_api(&self) -> SubscriptionApi {
+        SubscriptionApi::new(self.feed.subscriptions())
     }
 
     /// The HTTP feeds over the domain, as `config` sets them up.

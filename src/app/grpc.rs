@@ -19,7 +19,10 @@ use tracing::Level;
 
 use super::{AppError, Bound};
 use crate::{
-    api::{PressReleaseApi, auth::AuthLayer, limits::LimitsLayer, metrics::MetricsLayer},
+    api::{
+        PressReleaseApi, SubscriptionApi, auth::AuthLayer, limits::LimitsLayer,
+        metrics::MetricsLayer,
+    },
     api_keys::Keys,
     config::ServeConfig,
     prometheus,
@@ -53,6 +56,7 @@ impl GrpcServer {
         keys: Option<Keys>,
         limits: LimitsLayer,
         api: PressReleaseApi,
+        subscriptions: SubscriptionApi,
         health: HealthReporter,
         listener: Bound,
         draining: CancellationToken,
@@ -107,6 +111,11 @@ impl GrpcServer {
             .add_service(reflection_v1alpha)
             .add_service(
                 api.into_server()
+                    .max_decoding_message_size(config.max_request_bytes),
+            )
+            .add_service(
+                subscriptions
+                    .into_server()
                     .max_decoding_message_size(config.max_request_bytes),
             )
             .serve_with_incoming_shutdown(incoming, draining.clone().cancelled_owned());

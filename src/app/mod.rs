@@ -106,6 +106,7 @@ impl App {
             keys.clone(),
             limits.clone(),
             backend.api(),
+            backend.subscription_api(),
             health.clone(),
             listener,
             draining,

@@ -9,7 +9,10 @@ use tonic::{
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 
-use crate::proto::v1::press_release_service_client::PressReleaseServiceClient;
+use crate::proto::v1::{
+    press_release_service_client::PressReleaseServiceClient,
+    subscription_service_client::SubscriptionServiceClient,
+};
 
 /// How to reach the server.
 #[derive(Clone, Debug, clap::Args)]
@@ -89,8 +92,27 @@ impl Interceptor for Bearer {
 /// A client of the press-release service.
 pub type Client = PressReleaseServiceClient<InterceptedService<Channel, Bearer>>;
 
+/// A client of the subscription service.
+pub type SubscriptionClient = SubscriptionServiceClient<InterceptedService<Channel, Bearer>>;
+
 /// Connects to the server.
 pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
+    let (channel, bearer) = open(args).await?;
+    Ok(PressReleaseServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+/// Connects to the server's subscription service.
+pub async fn connect_subscriptions(args: &ClientArgs) -> Result<SubscriptionClient, ClientError> {
+    let (channel, bearer) = open(args).await?;
+    Ok(SubscriptionServiceClient::with_interceptor(channel, bearer)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+/// A channel to the server and the token to send on it.
+async fn open(args: &ClientArgs) -> Result<(Channel, Bearer), ClientError> {
     let mut endpoint = Endpoint::from_shared(args.server.clone())
         .map_err(|_| ClientError::Usage(format!("--server {:?} is not a URL", args.server)))?
         .connect_timeout(Duration::from_secs(10))
@@ -117,9 +139,5 @@ pub async fn connect(args: &ClientArgs) -> Result<Client, ClientError> {
         None => None,
     };
     let channel = endpoint.connect().await?;
-    Ok(
-        PressReleaseServiceClient::with_interceptor(channel, Bearer(token))
-            .max_decoding_message_size(64 * 1024 * 1024)
-            .max_encoding_message_size(64 * 1024 * 1024),
-    )
+    Ok((channel, Bearer(token)))
 }

@@ -16,10 +16,13 @@ mod keygen;
 mod migrate;
 mod output;
 mod releases;
+mod subscriptions;
 mod watch;
 
 pub use backup::{BackupArgs, RestoreArgs};
-pub use connect::{Client, ClientArgs, ClientError, connect};
+pub use connect::{
+    Client, ClientArgs, ClientError, SubscriptionClient, connect, connect_subscriptions,
+};
 pub use export::{ExportArgs, ExportFormat};
 pub use follow::FollowArgs;
 pub use import::ImportArgs;
@@ -28,6 +31,7 @@ pub use migrate::MigrateArgs;
 pub use releases::{
     CreateArgs, GetArgs, ListArgs, SearchArgs, StatsArgs, UpdateArgs, WithdrawArgs,
 };
+pub use subscriptions::{ConsumeArgs, SubscriptionArgs};
 pub use watch::WatchArgs;
 
 use tonic::Code;
@@ -57,6 +61,11 @@ pub enum Command {
     Withdraw(WithdrawArgs),
     /// Follow the feed: history, then live; resumable with a cursor file.
     Watch(WatchArgs),
+    /// Manage subscriptions (named consumers whose position the server
+    /// keeps).
+    Subscription(SubscriptionArgs),
+    /// Consume a subscription: print each event, then acknowledge it.
+    Consume(ConsumeArgs),
     /// Search press releases.
     Search(SearchArgs),
     /// Count press releases.
@@ -87,6 +96,8 @@ pub async fn run(command: Command) -> Result<(), ClientError> {
         Command::Update(args) => releases::update(args).await,
         Command::Withdraw(args) => releases::withdraw(args).await,
         Command::Watch(args) => watch::watch(args).await,
+        Command::Subscription(args) => subscriptions::subscription(args).await,
+        Command::Consume(args) => subscriptions::consume(args).await,
         Command::Search(args) => releases::search(args).await,
         Command::Stats(args) => releases::stats(args).await,
         Command::Import(args) => import::import(args).await,

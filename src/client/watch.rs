@@ -124,7 +124,7 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
     }
 }
 
-fn print_event(event: &PressReleaseEvent, format: Format) -> Result<(), ClientError> {
+pub(super) fn print_event(event: &PressReleaseEvent, format: Format) -> Result<(), ClientError> {
     if format == Format::Ninjs {
         // The release as ninjs: a withdrawal is a `canceled` tombstone.
         let release = event.press_release.clone().unwrap_or_default();

@@ -25,6 +25,7 @@ pub mod page_token;
 mod record;
 mod search;
 mod stats;
+pub mod subscription;
 mod update;
 pub mod update_mask;
 pub mod validate;

@@ -2,9 +2,12 @@
 //! stream is a task that reads the log at its own pace, up to the durable
 //! head the writer publishes, and hands events to its consumer through a
 //! small bounded buffer; new commits only wake it. [`embargo`] publishes
-//! embargoed releases when their time comes.
+//! embargoed releases when their time comes. [`Subscriptions`] are watches
+//! whose position and acknowledgements the store keeps, shared by the
+//! streams open on them.
 //!
-//! Nothing here writes to the store directly, and no reader is ever handed a
+//! Nothing here writes press releases to the store directly (subscriptions
+//! write only their own state), and no reader is ever handed a
 //! sled subscriber or an unbounded queue: a stalled consumer holds at most
 //! its buffer and one chunk of events, and slows nobody else.
 
@@ -12,6 +15,7 @@ pub mod cursor;
 pub mod embargo;
 mod queries;
 mod selection;
+mod subscriptions;
 mod tail;
 mod watch;
 
@@ -41,6 +45,7 @@ use crate::{
 };
 use cursor::Cursor;
 use selection::Selection;
+pub use subscriptions::{SubscriptionStream, Subscriptions};
 
 /// How watch streams behave.
 #[derive(Clone, Debug)]
@@ -83,6 +88,8 @@ struct Shared {
     settings: FeedSettings,
     stop: CancellationToken,
     watchers: WatcherRegistry,
+    /// The subscriptions in use.
+    dispatchers: subscriptions::Dispatchers,
 }
 
 impl Feed {
@@ -118,13 +125,16 @@ impl Feed {
                 settings,
                 stop,
                 watchers,
+                dispatchers: subscriptions::Dispatchers::default(),
             }),
         }
     }
 
-    /// Waits for the feed's own task to end (it ends when `stop` is
-    /// cancelled).
+    /// Waits for the feed's own tasks to end (they end when `stop` is
+    /// cancelled): the subscriptions' (which commit their last acks first)
+    /// and the tail's.
     pub async fn join(&self) {
+        subscriptions::join(&self.shared.dispatchers).await;
         let task = self
             .shared
             .tail_task
@@ -255,6 +265,8 @@ pub struct WatcherRegistry {
     next_id: Arc<AtomicU64>,
     /// The text queries of the open streams.
     queries: queries::OpenQueries,
+    /// Subscriptions being served (they read the tail as streams do).
+    subscribers: Arc<AtomicUsize>,
 }
 
 /// What one watch stream holds and how far it has read.
@@ -304,6 +316,20 @@ impl WatcherRegistry {
     /// against them has cost.
     pub fn queries(&self) -> QueryStats {
         self.queries.stats()
+    }
+
+    /// Whether the tail should keep records: a watch stream or a
+    /// subscription reads them.
+    fn reads_records(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0 || self.active() > 0
+    }
+
+    fn subscriber_started(&self) {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn subscriber_ended(&self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// How many streams are open.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{queries::QueryGroup, tail::TailEntry};
 use crate::{
-    proto::v1::{EventType, Highlight, PressRelease, press_release::State},
+    proto::v1::{EventType, Highlight, PressRelease, PressReleaseEvent, press_release::State},
     store::{ChangeKind, ListQuery, LogEntry, StoreError, facet_hash},
 };
 
@@ -82,6 +82,33 @@ impl Indexed {
 pub(super) struct Version {
     pub(super) release: Arc<PressRelease>,
     pub(super) recent: Option<Arc<TailEntry>>,
+}
+
+impl Version {
+    /// The event delivering this version for `entry` (a store's `store_id`),
+    /// with `highlights`: a record shared with the tail is copied, one read
+    /// for this reader alone is moved.
+    pub(super) fn into_event(
+        self,
+        store_id: Uuid,
+        entry: &LogEntry,
+        kind: EventType,
+        highlights: Vec<Highlight>,
+    ) -> PressReleaseEvent {
+        PressReleaseEvent {
+            cursor: super::cursor::Cursor {
+                store_id,
+                seq: entry.seq,
+            }
+            .encode(),
+            r#type: kind as i32,
+            press_release: Some(
+                Arc::try_unwrap(self.release).unwrap_or_else(|shared| PressRelease::clone(&shared)),
+            ),
+            commit_time: entry.commit_time,
+            highlights,
+        }
+    }
 }
 
 /// A watch's filter and text query, in the forms needed to test records

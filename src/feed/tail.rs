@@ -174,7 +174,7 @@ pub(super) async fn follow(
     loop {
         let durable = *durable_head.borrow_and_update();
         if position < durable {
-            let with_records = watchers.active() > 0;
+            let with_records = watchers.reads_records();
             match read(&*store, &watchers.queries, position, durable, with_records).await {
                 Ok(entries) => {
                     if let Some(last) = entries.last() {

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     domain::DomainError,
     proto::v1::{
-        EventType, PressRelease, PressReleaseEvent, Progress, WatchPressReleasesResponse,
+        EventType, PressReleaseEvent, Progress, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
     store::{LogEntry, StoreError},
@@ -228,22 +228,9 @@ impl Reader {
                     }
                     _ => Vec::new(),
                 };
-                chunk.events.push(PressReleaseEvent {
-                    cursor: Cursor {
-                        store_id,
-                        seq: entry.seq,
-                    }
-                    .encode(),
-                    r#type: kind as i32,
-                    // Shared records (from the tail) are copied; one read
-                    // from the store for this stream alone is moved.
-                    press_release: Some(
-                        Arc::try_unwrap(version.release)
-                            .unwrap_or_else(|shared| PressRelease::clone(&shared)),
-                    ),
-                    commit_time: entry.commit_time,
-                    highlights,
-                });
+                chunk
+                    .events
+                    .push(version.into_event(store_id, &entry, kind, highlights));
                 if chunk.events.len() >= CHUNK_EVENTS {
                     break;
                 }

@@ -17,7 +17,11 @@
 //! All writes reach an engine through the one [`Writer`] task, which batches
 //! them, commits each batch atomically, flushes once, and only then answers
 //! the callers and moves the durable head of the change log that readers
-//! follow.
+//! follow. Subscription state (see [`SubscriptionChange`]) is the one
+//! exception: it is no change to press releases and writes no change-log
+//! entry, so each subscription commits its own batches through
+//! [`Store::commit_subscriptions`], and an engine lets concurrent commits
+//! share a sync with each other and with the writer's.
 
 mod backup;
 pub mod facets;
@@ -25,6 +29,7 @@ mod log;
 mod position;
 pub mod postgres;
 pub mod sled;
+mod subscriptions;
 mod transfer;
 mod writer;
 
@@ -43,6 +48,9 @@ pub use backup::{BackupFile, BackupInfo};
 pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
+pub use subscriptions::{
+    EventState, StoredDeadLetter, SubscriptionChange, SubscriptionRecord, SubscriptionState,
+};
 pub use transfer::{PortableReader, PortableWriter, TransferItem};
 pub use writer::Writer;
 
@@ -382,4 +390,65 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything committed so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Stores a new subscription, positioned after log position `position`,
+    /// durably; `false` (and nothing written) if one with its id exists.
+    /// Engines that keep no subscriptions yet answer [`StoreError::Unsupported`].
+    async fn create_subscription(
+        &self,
+        record: &SubscriptionRecord,
+        position: u64,
+    ) -> Result<bool, StoreError> {
+        let _ = (record, position);
+        Err(unsupported_subscriptions())
+    }
+
+    /// A subscription's definition, by id.
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let _ = id;
+        Err(unsupported_subscriptions())
+    }
+
+    /// Subscriptions whose id sorts after `after`, in id order, at most
+    /// `limit` of them.
+    async fn subscriptions(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let _ = (after, limit);
+        Err(unsupported_subscriptions())
+    }
+
+    /// Deletes a subscription with all its state, durably; `false` if there
+    /// was none.
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let _ = id;
+        Err(unsupported_subscriptions())
+    }
+
+    /// A subscription's state, if it exists.
+    async fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+        let _ = id;
+        Err(unsupported_subscriptions())
+    }
+
+    /// Applies changes to subscription state atomically and durably, without
+    /// a change-log entry; changes for subscriptions that do not exist are
+    /// skipped. Called by several tasks at once: an engine lets concurrent
+    /// calls share one sync (group commit).
+    async fn commit_subscriptions(
+        &self,
+        changes: Vec<SubscriptionChange>,
+    ) -> Result<(), StoreError> {
+        let _ = changes;
+        Err(unsupported_subscriptions())
+    }
+}
+
+/// The answer of an engine that keeps no subscriptions yet.
+fn unsupported_subscriptions() -> StoreError {
+    StoreError::Unsupported(
+        "this storage engine does not keep subscriptions yet (use the sled engine)".into(),
+    )
 }

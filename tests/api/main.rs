@@ -24,6 +24,7 @@ mod search;
 mod security;
 mod server;
 mod stats;
+mod subscriptions;
 mod tls;
 mod update_and_withdraw;
 mod watch;

@@ -10,7 +10,9 @@ use crate::helpers::{
     TestResult, TestServer, create_request, read_until_caught_up, release, watch,
 };
 
-async fn scrape(addr: SocketAddr) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn scrape(
+    addr: SocketAddr,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")

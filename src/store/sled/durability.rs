@@ -60,6 +60,12 @@ pub(super) struct Durability {
     durable: AtomicU64,
     /// The last log sequence number of a batch sled has finished applying.
     applied: AtomicU64,
+    /// Batches applied outside the change log (subscription state) whose
+    /// sync has returned, counted; held while syncing, so syncs run one at
+    /// a time.
+    syncing: Mutex<u64>,
+    /// How many batches have been applied outside the change log.
+    outside: AtomicU64,
     poisoned: AtomicBool,
     /// Guards nothing but the wait on `moved`.
     waiting: Mutex<()>,
@@ -82,6 +88,8 @@ impl Durability {
             synced_blobs: Mutex::new(HashSet::new()),
             durable: AtomicU64::new(head),
             applied: AtomicU64::new(head),
+            syncing: Mutex::new(0),
+            outside: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             waiting: Mutex::new(()),
             moved: Condvar::new(),
@@ -94,12 +102,48 @@ impl Durability {
 
     /// Makes everything applied to `db` so far durable: sled's flush, then
     /// new blob files and their directory, then the log file.
+    /// Syncs run one at a time, and each covers the batches applied
+    /// outside the change log before it started.
     pub(super) fn sync(&self, db: &sled::Db) -> Result<(), StoreError> {
+        let mut synced = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sync_locked(db, &mut synced)
+    }
+
+    fn sync_locked(&self, db: &sled::Db, synced: &mut u64) -> Result<(), StoreError> {
+        let covers = self.outside.load(Ordering::Acquire);
         db.flush().map_err(StoreError::engine)?;
         #[cfg(feature = "test-hooks")]
         self.hold.wait();
         self.sync_blobs().map_err(StoreError::engine)?;
-        self.log.sync_data().map_err(StoreError::engine)
+        self.log.sync_data().map_err(StoreError::engine)?;
+        *synced = (*synced).max(covers);
+        Ok(())
+    }
+
+    /// Counts a batch applied outside the change log; pass the number
+    /// returned to [`Durability::sync_outside`].
+    pub(super) fn applied_outside(&self) -> u64 {
+        self.outside.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Returns once batch `applied` (numbered by
+    /// [`Durability::applied_outside`]) is durable: at once if a sync that
+    /// started after it was applied has finished (group commit), else after
+    /// a sync of its own.
+    pub(super) fn sync_outside(&self, db: &sled::Db, applied: u64) -> Result<(), StoreError> {
+        let mut synced = self.syncing.lock().unwrap_or_else(PoisonError::into_inner);
+        if *synced >= applied {
+            return Ok(());
+        }
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        let result = self.sync_locked(db, &mut synced);
+        if result.is_err() {
+            drop(synced);
+            self.poison();
+        }
+        result
     }
 
     /// Syncs the blob files not synced yet, then the blobs directory.

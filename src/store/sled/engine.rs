@@ -28,7 +28,7 @@ use crate::{
     },
     store::{
         BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry, Store,
-        StoreError, StoreFuture,
+        StoreError, StoreFuture, SubscriptionChange, SubscriptionRecord, SubscriptionState,
     },
 };
 
@@ -38,6 +38,7 @@ use super::{
     layout,
     plan::Plan,
     record::{StoredRelease, corrupt, decode_count, open, open_message, seal, unwrap_record},
+    subscriptions,
     walk::walk,
 };
 
@@ -57,6 +58,8 @@ pub struct SledStore {
     last_commit_time: Mutex<Timestamp>,
     /// Where backups are written before they are streamed.
     scratch: PathBuf,
+    /// Held while a change to subscriptions is planned and applied.
+    subscriptions: Mutex<()>,
 }
 
 impl SledStore {
@@ -89,6 +92,7 @@ impl SledStore {
             durability,
             last_commit_time: Mutex::new(last_commit_time),
             scratch,
+            subscriptions: Mutex::new(()),
         })
     }
 
@@ -458,6 +462,102 @@ impl SledStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.durability.sync(&self.db)
     }
+
+    /// See [`Store::create_subscription`].
+    pub fn create_subscription(
+        &self,
+        record: &SubscriptionRecord,
+        position: u64,
+    ) -> Result<bool, StoreError> {
+        let id = record_id(record)?;
+        let applied = {
+            let _lock = self.lock_subscriptions();
+            if subscriptions::read(&self.db, &id)?.is_some() {
+                return Ok(false);
+            }
+            self.apply_subscriptions(subscriptions::create(record, &id, position))?
+        };
+        self.durability.sync_outside(&self.db, applied)?;
+        Ok(true)
+    }
+
+    /// See [`Store::subscription`].
+    pub fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        subscriptions::read(&self.db, id)
+    }
+
+    /// See [`Store::subscriptions`].
+    pub fn subscriptions(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        subscriptions::list(&self.db, after, limit)
+    }
+
+    /// See [`Store::delete_subscription`].
+    pub fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let applied = {
+            let _lock = self.lock_subscriptions();
+            if subscriptions::read(&self.db, id)?.is_none() {
+                return Ok(false);
+            }
+            self.apply_subscriptions(subscriptions::delete(&self.db, id)?)?
+        };
+        self.durability.sync_outside(&self.db, applied)?;
+        Ok(true)
+    }
+
+    /// See [`Store::subscription_state`].
+    pub fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+        subscriptions::state(&self.db, id)
+    }
+
+    /// See [`Store::commit_subscriptions`].
+    pub fn commit_subscriptions(&self, changes: Vec<SubscriptionChange>) -> Result<(), StoreError> {
+        let applied = {
+            let _lock = self.lock_subscriptions();
+            match subscriptions::plan(&self.db, changes)? {
+                Some(batch) => self.apply_subscriptions(batch)?,
+                None => return Ok(()),
+            }
+        };
+        self.durability.sync_outside(&self.db, applied)
+    }
+}
+
+impl SledStore {
+    fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies a batch of subscription state (no change-log entry) and
+    /// returns its number for [`Durability::sync_outside`].
+    fn apply_subscriptions(&self, batch: sled::Batch) -> Result<u64, StoreError> {
+        if self.durability.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        if let Err(error) = self.db.apply_batch(batch) {
+            self.durability.poison();
+            return Err(StoreError::engine(error));
+        }
+        Ok(self.durability.applied_outside())
+    }
+}
+
+/// The id of a subscription record (the `{subscription}` of its name).
+fn record_id(record: &SubscriptionRecord) -> Result<String, StoreError> {
+    record
+        .subscription
+        .as_ref()
+        .and_then(|s| s.name.strip_prefix("subscriptions/"))
+        .filter(|id| !id.is_empty() && !id.contains('\0'))
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::Corrupt {
+            key: "a subscription record without a name".into(),
+        })
 }
 
 /// Runs `work` on the store on the blocking pool.
@@ -481,6 +581,47 @@ async fn blocking<T: Send + 'static>(
 impl Store for Arc<SledStore> {
     fn store_id(&self) -> Uuid {
         self.store_id
+    }
+
+    async fn create_subscription(
+        &self,
+        record: &SubscriptionRecord,
+        position: u64,
+    ) -> Result<bool, StoreError> {
+        let record = record.clone();
+        blocking(self, move |store| {
+            store.create_subscription(&record, position)
+        })
+        .await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        SledStore::subscription(self, id)
+    }
+
+    async fn subscriptions(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        SledStore::subscriptions(self, after, limit)
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        blocking(self, move |store| store.delete_subscription(&id)).await
+    }
+
+    async fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+        let id = id.to_string();
+        blocking(self, move |store| store.subscription_state(&id)).await
+    }
+
+    async fn commit_subscriptions(
+        &self,
+        changes: Vec<SubscriptionChange>,
+    ) -> Result<(), StoreError> {
+        blocking(self, move |store| store.commit_subscriptions(changes)).await
     }
 
     async fn commit(
@@ -669,10 +810,12 @@ mod tests {
     #[test]
     fn passes_the_conformance_suite() {
         let runtime = conformance::Engine::runtime();
-        conformance::run(&|dir: &Path| {
+        let open = |dir: &Path| {
             SledStore::open(dir, 16 << 20)
                 .map(|s| conformance::Engine::new(Arc::new(Arc::new(s)), Arc::clone(&runtime)))
-        });
+        };
+        conformance::run(&open);
+        conformance::run_subscriptions(&open);
     }
 
     #[test]

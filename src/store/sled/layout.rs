@@ -15,6 +15,10 @@
 //! | `e`    | embargo time (12), release id (16)    | empty                     |
 //! | `q`    | request id                            | checksummed release id    |
 //! | `s`    | provider, `0`, item id                | checksummed source claim  |
+//! | `u`    | subscription id                       | checksummed definition    |
+//! | `v`    | subscription id, `0`, `p`             | checksummed position      |
+//! | `v`    | subscription id, `0`, `e`, seq (8)    | checksummed event state   |
+//! | `v`    | subscription id, `0`, `d`, seq (8)    | checksummed dead letter   |
 //!
 //! Times are encoded so that byte order is time order, and a list position
 //! puts the newest publish time first (both in [`crate::store::position`]).
@@ -38,6 +42,44 @@ pub(crate) const FACET: u8 = b'f';
 pub(crate) const EMBARGO: u8 = b'e';
 pub(crate) const REQUEST: u8 = b'q';
 pub(crate) const SOURCE: u8 = b's';
+pub(crate) const SUBSCRIPTION: u8 = b'u';
+pub(crate) const SUBSCRIPTION_STATE: u8 = b'v';
+
+/// A subscription's definition.
+pub(crate) fn subscription_key(id: &str) -> Vec<u8> {
+    prefixed(SUBSCRIPTION, id.as_bytes())
+}
+
+/// Where everything of a subscription's state lives (ids never hold a `0`).
+pub(crate) fn subscription_state_prefix(id: &str) -> Vec<u8> {
+    let mut out = prefixed(SUBSCRIPTION_STATE, id.as_bytes());
+    out.push(0);
+    out
+}
+
+/// A subscription's position.
+pub(crate) fn subscription_position_key(id: &str) -> Vec<u8> {
+    let mut out = subscription_state_prefix(id);
+    out.push(b'p');
+    out
+}
+
+/// The state of one event of a subscription (`kind` `e`), or one of its
+/// dead letters (`kind` `d`); `kind` alone is the prefix of them all.
+pub(crate) fn subscription_event_key(id: &str, kind: u8, seq: Option<u64>) -> Vec<u8> {
+    let mut out = subscription_state_prefix(id);
+    out.push(kind);
+    if let Some(seq) = seq {
+        out.extend_from_slice(&seq.to_be_bytes());
+    }
+    out
+}
+
+/// The sequence number at the end of an event-state or dead-letter key.
+pub(crate) fn seq_from_subscription_key(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
 
 pub(crate) fn meta_key(name: &str) -> Vec<u8> {
     prefixed(META, name.as_bytes())

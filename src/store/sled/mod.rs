@@ -9,6 +9,7 @@
 //! - `layout`: the key layout of the one keyspace.
 //! - `record`: how values are encoded and checksummed.
 //! - `backup`: the backup format, written and restored.
+//! - `subscriptions`: subscription definitions and state.
 //! - `export`: the whole store as engine-neutral items, for migrating.
 //!
 //! Nothing outside this folder knows sled's keys, values or files.
@@ -20,6 +21,7 @@ mod export;
 mod layout;
 mod plan;
 mod record;
+mod subscriptions;
 mod walk;
 
 pub use backup::RestoreError;
