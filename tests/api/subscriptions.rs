@@ -1,6 +1,9 @@
 //! Subscriptions against the real server with real clients: shared
 //! consumers, redelivery after a deadline or a lost stream, restarts,
 //! per-release order, dead letters, seek, roles and bad requests.
+//!
+//! On sled whatever `PRESSROOM_TEST_STORE` says: the PostgreSQL engine does
+//! not keep subscription state yet (it refuses with FAILED_PRECONDITION).
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -21,7 +24,7 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
-    TestResult, TestServer, create_request, release, temp_dir, violated_fields, write_keys,
+    TestResult, TestServer, create_request, release, sled_temp_dir, violated_fields, write_keys,
 };
 
 type Subs = SubscriptionServiceClient<Channel>;
@@ -182,7 +185,7 @@ async fn create_releases(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_consumers_share_every_event_while_writers_create() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     create(&mut client, "wire", 60, 5, None).await?;
     let received: Arc<Mutex<Vec<Vec<String>>>> = Arc::new(Mutex::new(vec![Vec::new(); 3]));
@@ -258,7 +261,7 @@ async fn three_consumers_share_every_event_while_writers_create() -> TestResult 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_consumer_s_events_go_to_the_others_after_the_deadline_and_a_killed_one_s_at_once()
 -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     create(&mut client, "deadline", 1, 5, None).await?;
     // It may hold 5: once it holds 5 (expired or not) it gets no more.
@@ -327,7 +330,7 @@ async fn a_hung_consumer_s_events_go_to_the_others_after_the_deadline_and_a_kill
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_redelivers_everything_unacknowledged_and_nothing_acknowledged() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     create(&mut client, "durable", 60, 5, None).await?;
     let mut consumer = Consumer::open(&mut client, "durable", 100).await?;
@@ -386,7 +389,7 @@ async fn a_restart_redelivers_everything_unacknowledged_and_nothing_acknowledged
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_one_release_come_in_order_and_never_to_two_consumers_at_once() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     create(&mut client, "ordered", 60, 5, None).await?;
     // Per release: whether a consumer is processing it, and the last
@@ -501,7 +504,7 @@ async fn events_of_one_release_come_in_order_and_never_to_two_consumers_at_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_becomes_a_dead_letter_and_can_be_replayed() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     create(&mut client, "poison", 60, 2, None).await?;
     let mut consumer = Consumer::open(&mut client, "poison", 10).await?;
@@ -578,7 +581,7 @@ async fn a_poison_event_becomes_a_dead_letter_and_can_be_replayed() -> TestResul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seek_replays_from_a_cursor_or_the_beginning_and_skips_to_now() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     create(
         &mut client,
@@ -645,7 +648,7 @@ async fn seek_replays_from_a_cursor_or_the_beginning_and_skips_to_now() -> TestR
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_create_and_consume_but_only_the_creator_or_an_admin_deletes() -> TestResult {
-    let dir = temp_dir();
+    let dir = sled_temp_dir();
     let keys = write_keys(dir.path());
     let path = keys.path.display().to_string();
     let server = TestServer::start_in(dir, &["--keys-file", &path]).await;
@@ -751,7 +754,7 @@ async fn readers_create_and_consume_but_only_the_creator_or_an_admin_deletes() -
 
 #[tokio::test]
 async fn bad_requests_are_refused_by_field_and_lists_page() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let mut client = subs(&server).await;
     let bad = client
         .create_subscription(CreateSubscriptionRequest {
@@ -942,7 +945,7 @@ fn event_names(jsonl: &str) -> Result<Vec<String>, serde_json::Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_creates_consumes_seeks_lists_and_deletes() -> TestResult {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sled().await;
     let addr = server.addr;
     let (code, out, err) = cli(
         addr,
@@ -1015,7 +1018,7 @@ async fn the_cli_creates_consumes_seeks_lists_and_deletes() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_redeliveries_and_dead_letters_per_subscription() -> TestResult {
-    let server = TestServer::start_with(&["--metrics-listen", "127.0.0.1:0"]).await;
+    let server = TestServer::start_on_sled_with(&["--metrics-listen", "127.0.0.1:0"]).await;
     let metrics = server.metrics_addr.ok_or("no metrics port")?;
     let mut client = subs(&server).await;
     create(&mut client, "metered", 60, 2, None).await?;
@@ -1061,7 +1064,7 @@ async fn metrics_count_redeliveries_and_dead_letters_per_subscription() -> TestR
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_forgets_no_unacknowledged_event_and_repeats_no_confirmed_ack() -> TestResult
 {
-    let dir = temp_dir();
+    let dir = sled_temp_dir();
     let data = dir.path().join("data").display().to_string();
     let server = crate::helpers::Binary::serve(&["--data-dir", &data])?;
     let channel = |addr: std::net::SocketAddr| async move {
