@@ -49,7 +49,8 @@ pub use facets::{Facet, facet_hash, facet_values};
 pub use log::{ChangeKind, LogEntry};
 pub use position::ListPosition;
 pub use subscriptions::{
-    EventState, StoredDeadLetter, SubscriptionChange, SubscriptionRecord, SubscriptionState,
+    EventState, StoredDeadLetter, SubscriptionChange, SubscriptionLease, SubscriptionRecord,
+    SubscriptionState,
 };
 pub use transfer::{PortableReader, PortableWriter, TransferItem};
 pub use writer::Writer;
@@ -443,6 +444,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError> {
         let _ = changes;
         Err(unsupported_subscriptions())
+    }
+
+    /// The right to dispatch subscription `id` in this process: with
+    /// replicas sharing the store, one process at a time dispatches a
+    /// subscription, and [`Store::commit_subscriptions`] refuses the
+    /// changes of a process that has lost its lease. An engine this
+    /// process alone writes grants it at once (this default).
+    fn subscription_lease(&self, id: &str) -> SubscriptionLease {
+        let _ = id;
+        SubscriptionLease::granted()
     }
 }
 

@@ -26,6 +26,20 @@ pub struct SubscriptionRecord {
     pub start: u64,
 }
 
+impl SubscriptionRecord {
+    /// The subscription's id (the `{subscription}` of its name).
+    pub fn id(&self) -> Result<String, crate::store::StoreError> {
+        self.subscription
+            .as_ref()
+            .and_then(|s| s.name.strip_prefix("subscriptions/"))
+            .filter(|id| !id.is_empty() && !id.contains('\0'))
+            .map(str::to_string)
+            .ok_or_else(|| crate::store::StoreError::Corrupt {
+                key: "a subscription record without a name".into(),
+            })
+    }
+}
+
 /// What is known of one event after a subscription's position.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
 pub struct EventState {
@@ -126,6 +140,62 @@ impl SubscriptionChange {
             | Self::DeadLetter { id, .. }
             | Self::RemoveDeadLetter { id, .. }
             | Self::Seek { id, .. } => id,
+        }
+    }
+}
+
+/// The right of this process to dispatch one subscription, from
+/// [`Store::subscription_lease`](crate::store::Store::subscription_lease).
+/// An engine this process alone writes grants it at once and for good; a
+/// shared engine (PostgreSQL replicas) grants it to one process at a time,
+/// and may take it back (a lost session). Dropping the lease lets go.
+pub struct SubscriptionLease {
+    held: tokio::sync::watch::Receiver<bool>,
+    exclusive: bool,
+    /// Keeps the grant alive; dropped, it lets go.
+    _grant: Box<dyn Send + Sync>,
+}
+
+impl SubscriptionLease {
+    /// A lease held from the start and never lost (one process per store).
+    pub fn granted() -> Self {
+        let (sender, held) = tokio::sync::watch::channel(true);
+        Self {
+            held,
+            exclusive: true,
+            _grant: Box::new(sender),
+        }
+    }
+
+    /// A lease contended with other processes: `held` says when this one
+    /// holds it; `grant` lets go when dropped.
+    pub fn contended(
+        held: tokio::sync::watch::Receiver<bool>,
+        grant: impl Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            held,
+            exclusive: false,
+            _grant: Box::new(grant),
+        }
+    }
+
+    /// Whether this process holds the lease now.
+    pub fn is_held(&self) -> bool {
+        *self.held.borrow()
+    }
+
+    /// Whether no other process ever wants it (so there is no reason to
+    /// let go of it while idle).
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+
+    /// Waits until the lease is held (or, with `false`, lost). Never
+    /// returns if the grant has ended without reaching that state.
+    pub async fn until(&mut self, held: bool) {
+        if self.held.wait_for(|now| *now == held).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

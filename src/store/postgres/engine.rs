@@ -16,7 +16,8 @@ use crate::{
     proto::{Timestamp, v1::PressRelease},
     store::{
         BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry,
-        PortableWriter, Store, StoreError, TransferItem,
+        PortableWriter, Store, StoreError, SubscriptionChange, SubscriptionLease,
+        SubscriptionRecord, SubscriptionState, TransferItem,
         position::{TIME_LEN, time_bytes, time_from_bytes},
     },
 };
@@ -26,6 +27,7 @@ use super::{
     follow::{follow, listen, read_head},
     plan::facet_term,
     schema,
+    subscriptions::SubscriptionCommits,
 };
 
 /// Settings of the PostgreSQL engine.
@@ -60,6 +62,7 @@ pub struct PostgresStore {
     store_id: Uuid,
     head: Arc<watch::Sender<u64>>,
     scratch_dir: std::path::PathBuf,
+    subscriptions: SubscriptionCommits,
     stop: CancellationToken,
 }
 
@@ -104,12 +107,14 @@ impl PostgresStore {
             options.poll_interval,
             stop.clone(),
         ));
+        let subscriptions = SubscriptionCommits::start(pool.clone(), stop.clone());
         Ok(Self {
             pool,
             target,
             store_id,
             head,
             scratch_dir: options.scratch_dir,
+            subscriptions,
             stop,
         })
     }
@@ -139,6 +144,11 @@ impl PostgresStore {
     /// their own connections to it).
     pub(super) fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// The subscription committer and the leases held.
+    pub(super) fn subscription_commits(&self) -> &SubscriptionCommits {
+        &self.subscriptions
     }
 
     pub(super) fn advance(&self, head: u64) {
@@ -477,7 +487,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
             .await
@@ -635,6 +645,45 @@ impl Store for PostgresStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         PostgresStore::flush(self).await
+    }
+
+    async fn create_subscription(
+        &self,
+        record: &SubscriptionRecord,
+        position: u64,
+    ) -> Result<bool, StoreError> {
+        PostgresStore::create_subscription(self, record, position).await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
+        PostgresStore::subscription(self, id).await
+    }
+
+    async fn subscriptions(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        PostgresStore::subscriptions(self, after, limit).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        PostgresStore::delete_subscription(self, id).await
+    }
+
+    async fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>, StoreError> {
+        PostgresStore::subscription_state(self, id).await
+    }
+
+    async fn commit_subscriptions(
+        &self,
+        changes: Vec<SubscriptionChange>,
+    ) -> Result<(), StoreError> {
+        PostgresStore::commit_subscriptions(self, changes).await
+    }
+
+    fn subscription_lease(&self, id: &str) -> SubscriptionLease {
+        self.lease_subscription(id)
     }
 }
 

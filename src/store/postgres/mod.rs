@@ -11,6 +11,8 @@
 //! - `connect`: the URL, TLS as `sslmode` asks, the connection pool.
 //! - `import`: a whole store moved in from another engine (`migrate`).
 //! - `leadership`: an advisory lock held by one replica at a time.
+//! - `subscriptions`: subscription state, group-committed and fenced.
+//! - `lease`: which replica dispatches a subscription.
 //! - `cluster`: a private PostgreSQL in a temp dir, for tests and benches.
 //!
 //! Why tokio-postgres with deadpool-postgres: tokio-postgres speaks the
@@ -29,9 +31,13 @@ mod engine;
 mod follow;
 mod import;
 mod leadership;
+mod lease;
 mod plan;
 mod schema;
+mod subscriptions;
 
+#[cfg(test)]
+mod subscription_tests;
 #[cfg(test)]
 mod tests;
 

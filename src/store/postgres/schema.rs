@@ -15,6 +15,10 @@
 //! | `change_log`     | change                      | the `LogEntry` (protobuf), by sequence     |
 //! | `commits`        | commit                      | its first sequence number, time and batch id: `start_time` positions, and resolving a commit whose outcome was lost |
 //! | `published_hours`| publish hour with releases  | published counts for stats                 |
+//! | `subscriptions`  | subscription (format 2)     | its definition (protobuf)                  |
+//! | `subscription_positions` | subscription        | its position, and the lease epoch that fences commits of a replica that lost the lease |
+//! | `subscription_events` | event with state after a position | acknowledged, delivery count  |
+//! | `subscription_dead_letters` | dead letter      | the dead letter (protobuf)                 |
 //!
 //! Times and list positions are the same order-preserving bytes the sled
 //! engine uses ([`crate::store::ListPosition`]), so `bytea` order is list
@@ -28,7 +32,7 @@ use crate::store::StoreError;
 use super::engine::db_error;
 
 /// The format this build reads and writes.
-pub(super) const FORMAT_VERSION: i32 = 1;
+pub(super) const FORMAT_VERSION: i32 = 2;
 
 /// Taken (per transaction) while creating or migrating the schema.
 const MIGRATION_LOCK: i64 = 0x7072_6573_736d_6967; // "pressmig"
@@ -85,6 +89,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE pressroom.published_hours (
         hour bigint PRIMARY KEY,
         count bigint NOT NULL
+    );
+    "#,
+    // 2: subscriptions (issue 18). Ids sort bytewise, as sled's keys do.
+    r#"
+    CREATE TABLE pressroom.subscriptions (
+        id text COLLATE "C" PRIMARY KEY,
+        record bytea NOT NULL
+    );
+    CREATE TABLE pressroom.subscription_positions (
+        id text COLLATE "C" PRIMARY KEY
+            REFERENCES pressroom.subscriptions (id) ON DELETE CASCADE,
+        position bigint NOT NULL,
+        lease bigint NOT NULL DEFAULT 0
+    );
+    CREATE TABLE pressroom.subscription_events (
+        subscription text COLLATE "C" NOT NULL
+            REFERENCES pressroom.subscriptions (id) ON DELETE CASCADE,
+        seq bigint NOT NULL,
+        acked boolean NOT NULL,
+        deliveries integer NOT NULL,
+        PRIMARY KEY (subscription, seq)
+    );
+    CREATE TABLE pressroom.subscription_dead_letters (
+        subscription text COLLATE "C" NOT NULL
+            REFERENCES pressroom.subscriptions (id) ON DELETE CASCADE,
+        seq bigint NOT NULL,
+        letter bytea NOT NULL,
+        PRIMARY KEY (subscription, seq)
     );
     "#,
 ];

@@ -469,7 +469,7 @@ impl SledStore {
         record: &SubscriptionRecord,
         position: u64,
     ) -> Result<bool, StoreError> {
-        let id = record_id(record)?;
+        let id = record.id()?;
         let applied = {
             let _lock = self.lock_subscriptions();
             if subscriptions::read(&self.db, &id)?.is_some() {
@@ -545,19 +545,6 @@ impl SledStore {
         }
         Ok(self.durability.applied_outside())
     }
-}
-
-/// The id of a subscription record (the `{subscription}` of its name).
-fn record_id(record: &SubscriptionRecord) -> Result<String, StoreError> {
-    record
-        .subscription
-        .as_ref()
-        .and_then(|s| s.name.strip_prefix("subscriptions/"))
-        .filter(|id| !id.is_empty() && !id.contains('\0'))
-        .map(str::to_string)
-        .ok_or_else(|| StoreError::Corrupt {
-            key: "a subscription record without a name".into(),
-        })
 }
 
 /// Runs `work` on the store on the blocking pool.
