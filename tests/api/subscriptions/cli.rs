@@ -109,3 +109,91 @@ async fn the_cli_creates_consumes_seeks_lists_and_deletes() -> TestResult {
     assert_eq!(code, 3, "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_and_replays_dead_letters() -> TestResult {
+    let server = TestServer::start().await;
+    let mut client = subs(&server).await;
+    create(&mut client, "poison", 60, 1, None).await?;
+    let mut consumer = Consumer::open(&mut client, "poison", 10).await?;
+    let names = create_releases(&server, "Poison", 2).await?;
+    let events = consumer.take(2, Duration::from_secs(10)).await?;
+    assert_eq!(events.len(), 2);
+    consumer.nack(&events).await;
+
+    // Both are set aside after their one delivery.
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let (code, out, err) = cli(
+            server.addr,
+            &["subscription", "dead-letters", "poison", "-o", "jsonl"],
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let letters: Vec<pressroom::proto::v1::DeadLetter> = out
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        if letters.len() == 2 || tokio::time::Instant::now() > until {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let listed: BTreeSet<String> = letters.iter().map(|l| l.press_release.clone()).collect();
+    assert_eq!(listed, names.iter().cloned().collect::<BTreeSet<_>>());
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.delivery_attempts == 1 && !l.replaying)
+    );
+    let (code, table, err) = cli(
+        server.addr,
+        &["subscription", "dead-letters", "poison", "-o", "table"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("CREATED") && table.contains(&letters[0].cursor),
+        "{table}"
+    );
+
+    // One by its cursor, then the rest.
+    let (code, out, err) = cli(
+        server.addr,
+        &[
+            "subscription",
+            "replay",
+            "poison",
+            "--cursor",
+            &letters[0].cursor,
+            "-o",
+            "table",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1 dead letter(s) of subscriptions/poison"),
+        "{out}"
+    );
+    let again = consumer.take(1, Duration::from_secs(10)).await?;
+    assert_eq!(
+        again.iter().map(name_of).collect::<Vec<_>>(),
+        [letters[0].press_release.clone()]
+    );
+    consumer.ack(&again).await;
+    let (code, out, err) = cli(
+        server.addr,
+        &["subscription", "replay", "poison", "-o", "json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let replayed: pressroom::proto::v1::ReplayDeadLettersResponse = serde_json::from_str(&out)?;
+    assert_eq!(replayed.replayed, 1, "only the one not replaying yet");
+    let again = consumer.take(1, Duration::from_secs(10)).await?;
+    assert_eq!(
+        again.iter().map(name_of).collect::<Vec<_>>(),
+        [letters[1].press_release.clone()]
+    );
+    Ok(())
+}
