@@ -2,7 +2,9 @@
 //! one replica dispatches it at a time (its lease), consumers on the other
 //! stand by and take over when the holder's streams go or the holder is
 //! killed; nothing confirmed comes again, nothing unacknowledged is lost,
-//! and no event is held by two streams at once.
+//! and no event is held by two streams at once. A seek on a replica
+//! without the lease waits for it, then answers UNAVAILABLE; a delete made
+//! there ends the holder's streams with NOT_FOUND.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -285,5 +287,58 @@ async fn replicas_share_a_subscription_one_at_a_time_and_hand_it_over_or_take_it
         "events the killed holder's consumers held did not come to the other replica: {lost:?}"
     );
     assert_eq!(ledger.confirmed, created, "every event confirmed, once");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seek_waits_for_the_lease_and_a_delete_elsewhere_ends_the_holder_s_streams() -> TestResult {
+    let cluster = LocalCluster::start(&ClusterOptions::default())
+        .map_err(|e| format!("a local PostgreSQL is needed for this test: {e}"))?;
+    cluster.create_database("pressroom").await?;
+    let url = cluster.url("pressroom");
+    let dir = temp_dir();
+    let servers = [replica(&url, &dir, "a")?, replica(&url, &dir, "b")?];
+    let mut on_a = SubscriptionServiceClient::new(channel(servers[0].addr).await);
+    let mut on_b = SubscriptionServiceClient::new(channel(servers[1].addr).await);
+    create(&mut on_a, "held", 60, 5, None).await?;
+    // A holds the lease while its consumer's stream is open.
+    let mut consumer = Consumer::open(&mut on_a, "held", 4).await?;
+    create_with(
+        PressReleaseServiceClient::new(channel(servers[0].addr).await),
+        "Held",
+        1,
+    )
+    .await?;
+    assert_eq!(consumer.take(1, Duration::from_secs(10)).await?.len(), 1);
+
+    // A seek on B waits for the lease, then gives up: UNAVAILABLE.
+    let started = tokio::time::Instant::now();
+    let refused = on_b
+        .seek_subscription(SeekSubscriptionRequest {
+            subscription: "subscriptions/held".into(),
+            target: Some(Target::Position(StartPosition::Beginning as i32)),
+        })
+        .await
+        .err()
+        .ok_or("a seek on the replica without the lease went through")?;
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4));
+
+    // A delete on B: A's stream ends with NOT_FOUND within seconds.
+    on_b.delete_subscription(DeleteSubscriptionRequest {
+        name: "subscriptions/held".into(),
+    })
+    .await?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        match consumer.events(Duration::from_millis(500)).await {
+            Err(status) => break status,
+            Ok(_) if tokio::time::Instant::now() > until => {
+                return Err("the holder's stream outlived the subscription".into());
+            }
+            Ok(_) => {}
+        }
+    };
+    assert_eq!(ended.code(), Code::NotFound, "{ended:?}");
     Ok(())
 }
