@@ -1,7 +1,61 @@
 //! The filter flags shared by `list`, `watch`, `search`, `stats` and
-//! `export`, and the times they take.
+//! `export`, the start and time flags shared by `watch` and `subscription
+//! create`, and the times they take.
 
 use crate::proto::{Timestamp, v1::PressReleaseFilter};
+
+/// Where a watch or a new subscription starts, and the publish times it
+/// takes: `--from-beginning`, `--after CURSOR`, `--since TIME` (default:
+/// from now), `--published-after`, `--published-before`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct StartArgs {
+    /// Only releases published at or after this time (`--after` names a
+    /// cursor here).
+    #[arg(long, value_parser = parse_time)]
+    pub published_after: Option<Timestamp>,
+    /// Only releases published before this time.
+    #[arg(long, value_parser = parse_time)]
+    pub published_before: Option<Timestamp>,
+    /// Start with the whole change log (default: from now).
+    #[arg(long, conflicts_with_all = ["after", "since"])]
+    pub from_beginning: bool,
+    /// Start after this cursor.
+    #[arg(long, conflicts_with = "since")]
+    pub after: Option<String>,
+    /// Start with the changes committed at or after this time.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+}
+
+/// Where a stream starts, as the flags say.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StartAt {
+    /// The beginning of the change log.
+    Beginning,
+    /// From now on.
+    Now,
+    /// After this cursor.
+    AfterCursor(String),
+    /// The changes committed at or after this time.
+    Time(Timestamp),
+}
+
+impl StartArgs {
+    /// Where to start.
+    pub fn start(&self) -> StartAt {
+        match (&self.after, self.since) {
+            (Some(cursor), _) => StartAt::AfterCursor(cursor.clone()),
+            (None, Some(time)) => StartAt::Time(time),
+            (None, None) if self.from_beginning => StartAt::Beginning,
+            (None, None) => StartAt::Now,
+        }
+    }
+
+    /// The filter of `facets` within the publish-time window.
+    pub fn to_filter(&self, facets: &FacetArgs) -> Option<PressReleaseFilter> {
+        facets.to_filter(self.published_after, self.published_before)
+    }
+}
 
 /// `--channel`, `--country`, ..., `--after`, `--before`.
 #[derive(Clone, Debug, Default, clap::Args)]

@@ -1,5 +1,5 @@
-//! `pressroom subscription create|get|list|delete|seek ID` and `pressroom
-//! consume ID`: subscriptions from the terminal. `consume` prints each event
+//! `pressroom subscription create|get|list|delete|seek|dead-letters|replay
+//! ID` and `pressroom consume ID`: subscriptions from the terminal. `consume` prints each event
 //! (as `watch` does; `-o jsonl` one JSON object per event) and acknowledges
 //! it only after it is printed, so an event is never lost between the two;
 //! one printed just before the process is killed may be printed again by
@@ -13,7 +13,7 @@ use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 
 use super::{
     ClientArgs, ClientError, connect_subscriptions,
-    filter::{FacetArgs, parse_time},
+    filter::{FacetArgs, StartArgs, StartAt, parse_time},
     output::{self, Format, OutputArgs},
     watch::print_event,
 };
@@ -24,9 +24,9 @@ use crate::{
         Timestamp,
         v1::{
             CreateSubscriptionRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
-            ListSubscriptionsRequest, SeekSubscriptionRequest, StartPosition,
-            StreamSubscriptionRequest, Subscription, seek_subscription_request::Target,
-            subscription::Start,
+            ListDeadLettersRequest, ListSubscriptionsRequest, ReplayDeadLettersRequest,
+            SeekSubscriptionRequest, StartPosition, StreamSubscriptionRequest, Subscription,
+            seek_subscription_request::Target, subscription::Start,
         },
     },
 };
@@ -50,6 +50,24 @@ enum SubscriptionCommand {
     Delete(NameArgs),
     /// Move a subscription to a cursor, a time, the beginning or now.
     Seek(SeekArgs),
+    /// List a subscription's dead letters (events set aside after too
+    /// many deliveries).
+    DeadLetters(NameArgs),
+    /// Deliver a subscription's dead letters again (all, or those named).
+    Replay(ReplayArgs),
+}
+
+#[derive(Clone, Debug, clap::Args)]
+struct ReplayArgs {
+    /// The subscription's id.
+    id: String,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Only the dead letter with this cursor (repeatable; default: all).
+    #[arg(long = "cursor")]
+    cursors: Vec<String>,
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -65,21 +83,8 @@ struct CreateArgs {
     /// A standing query, in the language of `search`.
     #[arg(long)]
     query: Option<String>,
-    /// Only releases published at or after this time.
-    #[arg(long, value_parser = parse_time)]
-    published_after: Option<Timestamp>,
-    /// Only releases published before this time.
-    #[arg(long, value_parser = parse_time)]
-    published_before: Option<Timestamp>,
-    /// Start with the whole change log (default: from now).
-    #[arg(long, conflicts_with_all = ["after", "since"])]
-    from_beginning: bool,
-    /// Start after this cursor.
-    #[arg(long, conflicts_with = "since")]
-    after: Option<String>,
-    /// Start with the changes committed at or after this time.
-    #[arg(long, value_parser = parse_time)]
-    since: Option<Timestamp>,
+    #[command(flatten)]
+    start: StartArgs,
     /// How long a consumer may hold an event before it is delivered again.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     ack_deadline: Duration,
@@ -188,6 +193,8 @@ pub(super) async fn subscription(args: SubscriptionArgs) -> Result<(), ClientErr
                 .await?;
             Ok(())
         }
+        SubscriptionCommand::DeadLetters(args) => dead_letters(args).await,
+        SubscriptionCommand::Replay(args) => replay(args).await,
         SubscriptionCommand::Seek(args) => {
             let target = match (&args.after, args.since) {
                 (Some(cursor), _) => Target::AfterCursor(cursor.clone()),
@@ -216,21 +223,100 @@ pub(super) async fn subscription(args: SubscriptionArgs) -> Result<(), ClientErr
     }
 }
 
+/// Prints every dead letter of a subscription, page after page.
+async fn dead_letters(args: NameArgs) -> Result<(), ClientError> {
+    let mut client = connect_subscriptions(&args.client).await?;
+    let mut letters = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_dead_letters(ListDeadLettersRequest {
+                subscription: name(&args.id),
+                page_size: rules::MAX_PAGE_SIZE as i32,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        letters.extend(page.dead_letters);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let format = args.output.resolve(true);
+    output::not_ninjs(format, "dead letters")?;
+    match format {
+        Format::Table => {
+            let mut table = output::table(&[
+                "CURSOR",
+                "PRESS RELEASE",
+                "TYPE",
+                "DELIVERIES",
+                "SET ASIDE",
+                "REPLAYING",
+            ]);
+            for letter in &letters {
+                table.add_row(vec![
+                    letter.cursor.clone(),
+                    letter.press_release.clone(),
+                    letter
+                        .r#type()
+                        .as_str_name()
+                        .trim_start_matches("EVENT_TYPE_")
+                        .to_string(),
+                    letter.delivery_attempts.to_string(),
+                    output::time(letter.dead_letter_time),
+                    if letter.replaying { "yes" } else { "" }.to_string(),
+                ]);
+            }
+            output::line(&table.to_string())
+        }
+        Format::Json => output::json(&letters, format),
+        _ => {
+            for letter in &letters {
+                output::json(letter, Format::Jsonl)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Delivers dead letters again and says how many.
+async fn replay(args: ReplayArgs) -> Result<(), ClientError> {
+    let mut client = connect_subscriptions(&args.client).await?;
+    let replayed = client
+        .replay_dead_letters(ReplayDeadLettersRequest {
+            subscription: name(&args.id),
+            cursors: args.cursors,
+        })
+        .await?
+        .into_inner();
+    match args.output.resolve(false) {
+        Format::Table => output::line(&format!(
+            "{} dead letter(s) of {} delivered again",
+            replayed.replayed,
+            name(&args.id)
+        )),
+        format => {
+            output::not_ninjs(format, "a replay")?;
+            output::json(&replayed, format)
+        }
+    }
+}
+
 async fn create(args: CreateArgs) -> Result<(), ClientError> {
-    let start = match (&args.after, args.since) {
-        (Some(cursor), _) => Start::AfterCursor(cursor.clone()),
-        (None, Some(time)) => Start::StartTime(time),
-        (None, None) if args.from_beginning => Start::Position(StartPosition::Beginning as i32),
-        (None, None) => Start::Position(StartPosition::Now as i32),
+    let start = match args.start.start() {
+        StartAt::AfterCursor(cursor) => Start::AfterCursor(cursor),
+        StartAt::Time(time) => Start::StartTime(time),
+        StartAt::Beginning => Start::Position(StartPosition::Beginning as i32),
+        StartAt::Now => Start::Position(StartPosition::Now as i32),
     };
     let mut client = connect_subscriptions(&args.client).await?;
     let created = client
         .create_subscription(CreateSubscriptionRequest {
             subscription_id: args.id.clone(),
             subscription: Some(Subscription {
-                filter: args
-                    .filter
-                    .to_filter(args.published_after, args.published_before),
+                filter: args.start.to_filter(&args.filter),
                 query: args.query.clone().unwrap_or_default(),
                 start: Some(start),
                 ack_deadline: Some(pbjson_types::Duration {

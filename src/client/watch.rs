@@ -11,15 +11,12 @@ use tokio_stream::StreamExt as _;
 
 use super::{
     ClientArgs, ClientError, connect,
-    filter::{FacetArgs, parse_time},
+    filter::{FacetArgs, StartArgs, StartAt},
     output::{self, Format, OutputArgs},
 };
-use crate::proto::{
-    Timestamp,
-    v1::{
-        EventType, PressReleaseEvent, StartPosition, WatchPressReleasesRequest,
-        watch_press_releases_request::Start, watch_press_releases_response::Kind,
-    },
+use crate::proto::v1::{
+    EventType, PressReleaseEvent, StartPosition, WatchPressReleasesRequest,
+    watch_press_releases_request::Start, watch_press_releases_response::Kind,
 };
 
 /// `pressroom watch`
@@ -39,22 +36,8 @@ pub struct WatchArgs {
     /// query's words marked).
     #[arg(long, requires = "query")]
     highlight: bool,
-    /// Only releases published at or after this time (`--after` names a
-    /// cursor here).
-    #[arg(long, value_parser = parse_time)]
-    published_after: Option<Timestamp>,
-    /// Only releases published before this time.
-    #[arg(long, value_parser = parse_time)]
-    published_before: Option<Timestamp>,
-    /// Replay everything from the start of the change log first.
-    #[arg(long, conflicts_with_all = ["after", "since"])]
-    from_beginning: bool,
-    /// Resume after this cursor.
-    #[arg(long, conflicts_with = "since")]
-    after: Option<String>,
-    /// Start with the changes committed at or after this time.
-    #[arg(long, value_parser = parse_time)]
-    since: Option<Timestamp>,
+    #[command(flatten)]
+    start: StartArgs,
     /// Save the last cursor here, and resume from it when it exists.
     #[arg(long)]
     cursor_file: Option<PathBuf>,
@@ -70,21 +53,17 @@ pub(super) async fn watch(args: WatchArgs) -> Result<(), ClientError> {
         Some(path) => read_cursor(path)?,
         None => None,
     };
-    let start = match (saved, &args.after, args.since) {
-        (Some(cursor), _, _) => Start::AfterCursor(cursor),
-        (None, Some(cursor), _) => Start::AfterCursor(cursor.clone()),
-        (None, None, Some(time)) => Start::StartTime(time),
-        (None, None, None) if args.from_beginning => {
-            Start::Position(StartPosition::Beginning as i32)
-        }
-        (None, None, None) => Start::Position(StartPosition::Now as i32),
+    let start = match (saved, args.start.start()) {
+        (Some(cursor), _) => Start::AfterCursor(cursor),
+        (None, StartAt::AfterCursor(cursor)) => Start::AfterCursor(cursor),
+        (None, StartAt::Time(time)) => Start::StartTime(time),
+        (None, StartAt::Beginning) => Start::Position(StartPosition::Beginning as i32),
+        (None, StartAt::Now) => Start::Position(StartPosition::Now as i32),
     };
     let mut client = connect(&args.client).await?;
     let mut stream = client
         .watch_press_releases(WatchPressReleasesRequest {
-            filter: args
-                .filter
-                .to_filter(args.published_after, args.published_before),
+            filter: args.start.to_filter(&args.filter),
             start: Some(start),
             query: args.query.clone().unwrap_or_default(),
             highlight: args.highlight,

@@ -342,6 +342,16 @@ async fn shared_database(dir: &TempDir) -> Option<String> {
     Some(url)
 }
 
+/// The flags a `pressroom serve` process on data dir `dir` needs to run on
+/// the engine the API tests run on: `--store URL` under
+/// `PRESSROOM_TEST_STORE=postgres`, none on sled.
+pub async fn store_flags(dir: &TempDir) -> Vec<String> {
+    match shared_database(dir).await {
+        Some(url) => vec!["--store".into(), url],
+        None => Vec::new(),
+    }
+}
+
 /// Opens a watch stream.
 pub async fn watch(
     client: &mut PressReleaseServiceClient<Channel>,

@@ -272,7 +272,7 @@ async fn two_replicas_in_process_share_one_log() -> TestResult {
 }
 
 /// `pressroom serve` on the database, with a data dir of its own.
-fn replica(
+pub(crate) fn replica(
     url: &str,
     dir: &tempfile::TempDir,
     name: &str,

@@ -112,6 +112,17 @@ pub(crate) struct Status {
     pub(crate) backlog: u64,
     /// Dead letters held.
     pub(crate) dead_letters: u64,
+    /// Streams open.
+    pub(crate) streams: u64,
+}
+
+/// Why a dispatcher's run ended.
+pub(crate) enum Ended {
+    /// Stopped by its stop token (the lease went, or the server is
+    /// stopping): the commands, for whoever takes the subscription on.
+    Stopped(mpsc::Receiver<Command>),
+    /// Deleted, failed, or nobody can send it commands any more.
+    Finished,
 }
 
 /// Which event: a regular one, or a dead letter being replayed.
@@ -204,6 +215,8 @@ pub(crate) struct Dispatcher {
     committing: Committing,
     reading: Reading,
     deleted: bool,
+    /// Ends the run (the server's stop, or the lease's end).
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Dispatcher {
@@ -217,6 +230,7 @@ impl Dispatcher {
         commands: mpsc::Receiver<Command>,
     ) -> Self {
         let subscription = record.subscription.unwrap_or_default();
+        let shared_stop = shared.stop.clone();
         let mut dispatcher = Self {
             shared,
             id,
@@ -244,6 +258,7 @@ impl Dispatcher {
             committing: None,
             reading: None,
             deleted: false,
+            stop: shared_stop,
         };
         for letter in state.dead_letters {
             dispatcher.dead_letters.insert(letter.seq, letter);
@@ -251,8 +266,15 @@ impl Dispatcher {
         dispatcher
     }
 
-    /// Runs until the subscription is deleted or the server stops.
-    pub(crate) async fn run(mut self) {
+    /// The same dispatcher, stopping when `stop` is cancelled (a child of
+    /// the server's stop).
+    pub(crate) fn stopping_on(mut self, stop: tokio_util::sync::CancellationToken) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Runs until the subscription is deleted or the dispatcher is stopped.
+    pub(crate) async fn run(mut self) -> Ended {
         // Dead letters being replayed when the subscription was last
         // stopped are delivered again.
         let replaying: Vec<StoredDeadLetter> = self
@@ -267,7 +289,7 @@ impl Dispatcher {
         let mut head = self.shared.tail_head.clone();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = self.shared.stop.clone();
+        let stop = self.stop.clone();
         loop {
             let readable = *head.borrow_and_update();
             if self.has_room() && self.read < readable {
@@ -289,14 +311,14 @@ impl Dispatcher {
                     Ok(read) => self.take_read(read),
                     Err(error) => {
                         self.fail(&error.into()).await;
-                        return;
+                        return Ended::Finished;
                     }
                 },
                 () = sleep_until(next_deadline) => self.expire(),
                 done = commit_done(&mut self.committing) => {
                     if let Err(error) = self.committed(done) {
                         self.fail(&error).await;
-                        return;
+                        return Ended::Finished;
                     }
                 }
                 _ = tick.tick() => self.tick(),
@@ -306,7 +328,7 @@ impl Dispatcher {
                 let name = crate::domain::subscription::name(&self.id);
                 self.end_streams(|| DomainError::NotFound { name: name.clone() });
                 self.clear_metrics();
-                return;
+                return Ended::Finished;
             }
             self.dispatch().await;
             self.confirm();
@@ -314,12 +336,17 @@ impl Dispatcher {
         // Shutting down: what was acknowledged is committed first.
         self.finish_commits().await;
         self.confirm();
-        self.end_streams(|| {
-            DomainError::Unavailable(
-                "the server is shutting down; open the stream again (unacknowledged events are delivered again)"
-                    .into(),
-            )
-        });
+        let message = if self.shared.stop.is_cancelled() {
+            "the server is shutting down; open the stream again (unacknowledged events are delivered again)"
+        } else {
+            "another replica dispatches this subscription now; open the stream again (unacknowledged events are delivered again)"
+        };
+        self.end_streams(|| DomainError::Unavailable(message.into()));
+        if stop.is_cancelled() {
+            Ended::Stopped(self.commands)
+        } else {
+            Ended::Finished
+        }
     }
 
     /// How many unsettled events to hold at most: enough to keep every
@@ -510,7 +537,9 @@ impl Dispatcher {
         }
     }
 
-    async fn handle(&mut self, command: Command) {
+    /// Carries out one command (the run's loop, or whoever hands the
+    /// dispatcher commands that came before it started).
+    pub(crate) async fn handle(&mut self, command: Command) {
         match command {
             Command::Attach {
                 stream,
@@ -860,6 +889,7 @@ impl Dispatcher {
             outstanding: held,
             backlog: head.saturating_sub(self.read) + unheld,
             dead_letters: self.dead_letters.len() as u64,
+            streams: self.streams.len() as u64,
         }
     }
 

@@ -2,13 +2,16 @@
 //! keeps, shared by the streams open on them. [`Subscriptions`] serves the
 //! `SubscriptionService` calls; each subscription in use has one
 //! [`dispatcher`] task (started by the first call that needs it, ended by
-//! delete or shutdown) that owns its state in memory and commits it.
+//! delete or shutdown) that owns its state in memory and commits it, behind
+//! a [`gate`] that runs it only while this process holds the
+//! subscription's lease (replicas sharing a store take turns).
 //!
 //! A subscription is a watch that remembers: its events are chosen by the
 //! same [`Selection`] over the same tail, and its positions are the same
 //! cursors.
 
 mod dispatcher;
+mod gate;
 
 use std::{
     collections::HashMap,
@@ -24,7 +27,7 @@ use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
 use tokio_stream::{Stream, StreamExt as _};
 
 pub(crate) use self::dispatcher::StreamItem;
-use self::dispatcher::{Command, Dispatcher, Status};
+use self::dispatcher::{Command, Status};
 use super::{Feed, Shared, cursor::Cursor, selection::Selection};
 use crate::{
     domain::{
@@ -134,6 +137,7 @@ impl Subscriptions {
             outstanding: 0,
             backlog: self.head().saturating_sub(state.position),
             dead_letters: state.dead_letters.len() as u64,
+            streams: 0,
         });
         Ok(self.with_status(subscription, status))
     }
@@ -363,7 +367,8 @@ impl Subscriptions {
         })
     }
 
-    /// The dispatcher of a subscription, started if it is not running.
+    /// The dispatcher of a subscription (its gate), started if it is not
+    /// running.
     async fn dispatcher(&self, id: &str) -> Result<mpsc::Sender<Command>, DomainError> {
         let mut running = self.shared.dispatchers.running.lock().await;
         if let Some(commands) = running.get(id)
@@ -371,31 +376,18 @@ impl Subscriptions {
         {
             return Ok(commands.clone());
         }
-        let (record, state) = self.load(id).await?;
-        let subscription = record.subscription.clone().unwrap_or_default();
-        let query = filter::to_query(subscription.filter.as_ref(), "filter")?;
-        let text = match subscription.query.as_str() {
-            "" => None,
-            text => {
-                let (parsed, standing) = standing_query(text)?;
-                Some(self.shared.watchers.queries.open(standing, parsed))
-            }
-        };
+        // Refused at once when it does not exist (the gate loads it when it
+        // holds the lease).
+        if self.store().subscription(id).await?.is_none() {
+            return Err(not_found(id));
+        }
         let (commands, receiver) = mpsc::channel(COMMAND_DEPTH);
-        let dispatcher = Dispatcher::new(
+        let task = tokio::spawn(gate::run(
             Arc::clone(&self.shared),
             id.to_string(),
-            record,
-            state,
-            Selection::new(query, text, false),
             receiver,
-        );
-        let readers = self.shared.watchers.clone();
-        readers.subscriber_started();
-        let task = tokio::spawn(async move {
-            dispatcher.run().await;
-            readers.subscriber_ended();
-        });
+            commands.downgrade(),
+        ));
         {
             let mut tasks = self
                 .shared
@@ -501,6 +493,20 @@ impl Drop for SubscriptionStream {
             let _ = commands.try_send(Command::Gone { stream });
         }
     }
+}
+
+/// The events a subscription delivers: its filter and query, as a watch's.
+fn selection_of(shared: &Shared, record: &SubscriptionRecord) -> Result<Selection, DomainError> {
+    let subscription = record.subscription.clone().unwrap_or_default();
+    let query = filter::to_query(subscription.filter.as_ref(), "filter")?;
+    let text = match subscription.query.as_str() {
+        "" => None,
+        text => {
+            let (parsed, standing) = standing_query(text)?;
+            Some(shared.watchers.queries.open(standing, parsed))
+        }
+    };
+    Ok(Selection::new(query, text, false))
 }
 
 fn not_found(id: &str) -> DomainError {

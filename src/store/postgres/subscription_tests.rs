@@ -165,3 +165,39 @@ async fn one_replica_leases_a_subscription_and_a_lost_lease_is_fenced_off() -> T
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format_1_database_is_migrated_to_keep_subscriptions() -> TestResult {
+    let cluster = start_cluster();
+    cluster.create_database("format1").await?;
+    let mut client = cluster.connect("format1").await?;
+    let id = super::schema::prepare_up_to(&mut client, 1).await?;
+    let before: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pressroom'",
+            &[],
+        )
+        .await?
+        .get(0);
+    let store = PostgresStore::open(&cluster.url("format1"), PostgresOptions::default()).await?;
+    assert_eq!(store.store_id(), id, "migrating keeps the store id");
+    let format: i32 = client
+        .query_one("SELECT format FROM pressroom.meta", &[])
+        .await?
+        .get(0);
+    assert_eq!(format, super::schema::FORMAT_VERSION);
+    let after: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pressroom'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(after, before + 4, "four subscription tables");
+    assert!(store.create_subscription(&record("s"), 3).await?);
+    assert_eq!(
+        store.subscription_state("s").await?.map(|s| s.position),
+        Some(3)
+    );
+    Ok(())
+}

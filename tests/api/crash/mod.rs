@@ -14,12 +14,18 @@
 //! run prints its seed; `PRESSROOM_CRASH_SEED=<seed>` replays its random
 //! choices (when each kill lands is still up to the machine).
 //!
+//! A consumer of a subscription runs beside the writers, acking a random
+//! half of its events: after each restart no event whose ack was confirmed
+//! comes again, and every one delivered and not acked does
+//! (`subscription`).
+//!
 //! `writer` drives the writers, `store_check` checks the store as a crash
 //! left it, and `verify` reads every acknowledged write back from the
 //! restarted server; what they share (the model of what was written, the
 //! seeded generator, the server process) is here.
 
 mod store_check;
+mod subscription;
 mod verify;
 mod writer;
 
@@ -135,6 +141,8 @@ async fn run(cycles: u64, fresh_every: u64, cluster: Option<&LocalCluster>) -> T
     let mut site = Site::fresh(cluster, 0).await?;
     let mut model = Model::default();
     let mut server = start(&site).await?;
+    subscription::create(server.addr).await?;
+    let mut acks = subscription::Acks::default();
     let mut totals = Totals::default();
     for cycle in 1..=cycles {
         if cycle > 1 && (cycle - 1) % fresh_every == 0 {
@@ -142,23 +150,28 @@ async fn run(cycles: u64, fresh_every: u64, cluster: Option<&LocalCluster>) -> T
             site = Site::fresh(cluster, cycle).await?;
             model = Model::default();
             server = start(&site).await?;
+            subscription::create(server.addr).await?;
+            acks = subscription::Acks::default();
         }
         let context = |e: Error| -> Error {
             format!("cycle {cycle} (PRESSROOM_CRASH_SEED={seed}): {e}").into()
         };
-        server = crash_cycle(cycle, server, &site, &mut model, &mut rng, &mut totals)
+        let state = (&mut model, &mut acks);
+        server = crash_cycle(cycle, server, &site, state, &mut rng, &mut totals)
             .await
             .map_err(context)?;
     }
     stop_cleanly(server, &site).await?;
     eprintln!(
         "crash harness: {cycles} cycles passed in {:.1?}: {} writes acknowledged, {} in flight \
-         at a kill ({} of them landed), {} kills during start-up",
+         at a kill ({} of them landed), {} kills during start-up, {} subscription events held \
+         at a kill (each came again, or a later event of its release did)",
         started.elapsed(),
         totals.acknowledged,
         totals.in_flight,
         totals.landed,
         totals.start_kills,
+        totals.redelivered,
     );
     Ok(())
 }
@@ -170,6 +183,7 @@ struct Totals {
     in_flight: u64,
     landed: u64,
     start_kills: u64,
+    redelivered: u64,
 }
 
 /// One cycle: writers run against `server` until it is killed; the store is
@@ -179,12 +193,18 @@ async fn crash_cycle(
     cycle: u64,
     mut server: Binary,
     site: &Site,
-    model: &mut Model,
+    (model, acks): (&mut Model, &mut subscription::Acks),
     rng: &mut Rng,
     totals: &mut Totals,
 ) -> Result<Binary, Error> {
     let shared = Arc::new(Mutex::new(std::mem::take(model)));
     let killed = Arc::new(AtomicBool::new(false));
+    let consumed = Arc::new(Mutex::new(std::mem::take(acks)));
+    let consumer = tokio::spawn(subscription::consume_until_killed(
+        server.addr,
+        Arc::clone(&consumed),
+        Rng(rng.next()),
+    ));
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
             tokio::spawn(write_until_killed(Writer {
@@ -213,6 +233,9 @@ async fn crash_cycle(
         }
     }
     *model = std::mem::take(&mut *shared.lock().unwrap_or_else(PoisonError::into_inner));
+    let consumer = consumer.await?;
+    *acks = std::mem::take(&mut *consumed.lock().unwrap_or_else(PoisonError::into_inner));
+    consumer.map_err(|e| format!("the subscription's consumer: {e}"))?;
     if !failures.is_empty() {
         return Err(format!(
             "writers failed before the kill: {failures:?}\nserver log:\n{}",
@@ -238,6 +261,10 @@ async fn crash_cycle(
         .await
         .map_err(|e| format!("after the restart: {e}\nserver log:\n{}", log_tail(&server)))?;
     totals.landed += landed;
+    totals.redelivered += subscription::drain(server.addr, acks)
+        .await
+        .map_err(|e| format!("the subscription after the restart: {e}"))?
+        as u64;
     Ok(server)
 }
 
