@@ -29,6 +29,18 @@ pub struct ServeConfig {
     #[arg(long, env = "PRESSROOM_STORE", hide_env_values = true)]
     pub store: Option<String>,
 
+    /// With `--store`: most connections this replica opens to the database
+    /// (the head follower and the embargo scheduler's lock hold one more
+    /// each).
+    #[arg(long, env = "PRESSROOM_STORE_POOL_SIZE", default_value_t = 16)]
+    pub store_pool_size: usize,
+
+    /// With `--store`: how often this replica polls the shared change log's
+    /// head for other replicas' commits (`LISTEN` wakes it earlier; the poll
+    /// bounds how late a lost notification makes it), e.g. `200ms`.
+    #[arg(long, env = "PRESSROOM_STORE_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
+    pub store_poll_interval: Duration,
+
     /// Log format: `auto` (pretty on a terminal, JSON otherwise), `pretty` or
     /// `json`. Levels come from `RUST_LOG` (default `info`).
     #[arg(long, env = "PRESSROOM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
@@ -206,6 +218,20 @@ impl ServeConfig {
                     .into(),
             );
         }
+        if !(1..=1_000).contains(&self.store_pool_size) {
+            problems.push(format!(
+                "--store-pool-size (PRESSROOM_STORE_POOL_SIZE) must be between 1 and 1000, got {}",
+                self.store_pool_size
+            ));
+        }
+        if !(Duration::from_millis(10)..=Duration::from_secs(60))
+            .contains(&self.store_poll_interval)
+        {
+            problems.push(format!(
+                "--store-poll-interval (PRESSROOM_STORE_POLL_INTERVAL) must be between 10ms and 60s, got {:?}",
+                self.store_poll_interval
+            ));
+        }
         if !(1..=1 << 20).contains(&self.cache_mb) {
             problems.push(format!(
                 "--cache-mb (PRESSROOM_CACHE_MB) must be between 1 and 1048576, got {}",
@@ -356,6 +382,8 @@ mod tests {
             cache_mb: 0,
             max_write_batch: 0,
             store: Some("mysql://db/pressroom".into()),
+            store_pool_size: 0,
+            store_poll_interval: Duration::from_secs(61),
             ..config
         };
         let message = bad
@@ -366,9 +394,13 @@ mod tests {
         assert!(
             message.contains("--cache-mb")
                 && message.contains("--max-write-batch")
-                && message.contains("--store"),
+                && message.contains("--store (")
+                && message.contains("--store-pool-size")
+                && message.contains("--store-poll-interval"),
             "{message}"
         );
+        assert_eq!(config.store_pool_size, 16);
+        assert_eq!(config.store_poll_interval, Duration::from_millis(200));
         assert!(ServeConfig::from_args(["--shutdown-grace", "soon"]).is_err());
         Ok(())
     }

@@ -10,6 +10,11 @@
 //! from the store with nothing else running: that rebuild is the indexing
 //! rate the `search` scenario reports. sled locks its directory, so
 //! in-process references run with the server stopped ([`Corpus::offline`]).
+//!
+//! With `--store postgres` the corpus lives in a private durable
+//! PostgreSQL started for the run instead: the server runs with `--store`,
+//! and the in-process references read the same database through the
+//! PostgreSQL engine.
 
 use std::{
     path::PathBuf,
@@ -24,7 +29,11 @@ use pressroom::{
         SearchPressReleasesRequest, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
-    store::SledStore,
+    store::{
+        ListPosition, ListQuery, LogEntry, PostgresOptions, PostgresStore, SledStore, Store,
+        StoreError,
+        postgres::{ClusterOptions, LocalCluster},
+    },
 };
 use prost::Message as _;
 use tempfile::TempDir;
@@ -72,6 +81,9 @@ pub struct Rebuilt {
 /// A loaded data dir and what is known of it.
 pub struct Corpus {
     dir: TempDir,
+    /// With `--store postgres`: the database the corpus lives in, and its
+    /// URL.
+    database: Option<(LocalCluster, String)>,
     /// The releases in it, as stored, in change-log order.
     pub records: Arc<Vec<PressRelease>>,
     /// What a watcher from the beginning receives: an event per release,
@@ -123,8 +135,13 @@ impl Corpus {
     pub async fn build(plan: &Plan) -> BenchResult<Self> {
         let count = plan.corpus;
         println!(
-            "   (building the corpus: generating and importing {} releases)",
-            thousands(count as f64)
+            "   (building the corpus: generating and importing {} releases into {})",
+            thousands(count as f64),
+            if plan.postgres {
+                "a private durable PostgreSQL"
+            } else {
+                "sled"
+            }
         );
         let dir = server::temp_dir()?;
         let data_dir = server::data_dir(&dir);
@@ -138,7 +155,20 @@ impl Corpus {
             .collect();
         let bytes = items.iter().map(|item| item.encoded_len()).sum();
 
-        let server = Server::start(&data_dir, &[]).await?;
+        let database = if plan.postgres {
+            let cluster = LocalCluster::start(&ClusterOptions {
+                durable: true,
+                max_connections: 200,
+                tls: None,
+            })?;
+            cluster.create_database("corpus").await?;
+            let url = cluster.url("corpus");
+            Some((cluster, url))
+        } else {
+            None
+        };
+        let url = database.as_ref().map(|(_, url)| url.clone());
+        let server = Server::start(&data_dir, &store_flags(url.as_deref())).await?;
         let mut client = server.client().await?;
         let started = Instant::now();
         let response = client
@@ -184,9 +214,24 @@ impl Corpus {
             mib(bytes as f64 / elapsed.as_secs_f64())
         );
 
-        let store_dir = data_dir.join("store");
-        let (records, replay, scanned) =
-            tokio::task::spawn_blocking(move || scan(&store_dir)).await??;
+        if let Some((cluster, _)) = &database {
+            // What autovacuum does within a minute of a bulk load: the
+            // planner's statistics (how common each facet value is), which
+            // decide whether a filtered list reads the GIN index or walks
+            // the list order.
+            cluster
+                .connect("corpus")
+                .await?
+                .batch_execute("ANALYZE")
+                .await?;
+        }
+        let (records, replay, scanned) = match &url {
+            Some(url) => scan_postgres(url).await?,
+            None => {
+                let store_dir = data_dir.join("store");
+                tokio::task::spawn_blocking(move || scan(&store_dir)).await??
+            }
+        };
         if records.len() != count {
             return Err(format!(
                 "the store holds {} releases; {count} were imported",
@@ -198,6 +243,7 @@ impl Corpus {
         std::fs::remove_dir_all(data_dir.join("search"))?;
         Ok(Self {
             dir,
+            database,
             records: Arc::new(records),
             replay: Arc::new(replay),
             imported,
@@ -211,6 +257,19 @@ impl Corpus {
         server::data_dir(&self.dir)
     }
 
+    fn url(&self) -> Option<&str> {
+        self.database.as_ref().map(|(_, url)| url.as_str())
+    }
+
+    /// Which engine the corpus is in.
+    pub fn engine(&self) -> &'static str {
+        if self.database.is_some() {
+            "PostgreSQL"
+        } else {
+            "sled"
+        }
+    }
+
     /// The names of the releases.
     pub fn names(&self) -> Vec<String> {
         self.records.iter().map(|r| r.name.clone()).collect()
@@ -222,8 +281,9 @@ impl Corpus {
         if self.server.is_none() {
             let started = Instant::now();
             // With the HTTP feeds on, for the `feeds` scenario.
-            let server =
-                Server::start(&self.data_dir(), &["--feeds-listen", "127.0.0.1:0"]).await?;
+            let mut flags = vec!["--feeds-listen", "127.0.0.1:0"];
+            flags.extend(store_flags(self.url()));
+            let server = Server::start(&self.data_dir(), &flags).await?;
             let mut client = server.client().await?;
             let expected = self.records.len();
             let deadline = started + REBUILD_TIMEOUT;
@@ -259,18 +319,28 @@ impl Corpus {
     }
 
     /// Runs `work` on the store in-process, with the server stopped (sled
-    /// locks its directory); the server starts again when next needed.
+    /// locks its directory; on PostgreSQL the reference gets the machine to
+    /// itself as well); the server starts again when next needed.
     pub async fn offline<T: Send + 'static>(
         &mut self,
-        work: impl FnOnce(&SledStore) -> BenchResult<T> + Send + 'static,
+        work: impl FnOnce(Reference<'_>) -> BenchResult<T> + Send + 'static,
     ) -> BenchResult<T> {
         if let Some(server) = self.server.take() {
             server.stop().await?;
         }
         let store_dir = self.data_dir().join("store");
-        tokio::task::spawn_blocking(move || {
-            let store = SledStore::open(&store_dir, CACHE_BYTES)?;
-            work(&store)
+        let url = self.url().map(str::to_string);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || match url {
+            Some(url) => {
+                let store =
+                    runtime.block_on(PostgresStore::open(&url, PostgresOptions::default()))?;
+                work(Reference::Postgres(&store, runtime))
+            }
+            None => {
+                let store = SledStore::open(&store_dir, CACHE_BYTES)?;
+                work(Reference::Sled(&store))
+            }
         })
         .await?
     }
@@ -282,6 +352,93 @@ impl Corpus {
         }
         Ok(())
     }
+}
+
+/// The store in-process, for a reference that runs on a blocking thread.
+pub enum Reference<'a> {
+    Sled(&'a SledStore),
+    Postgres(&'a PostgresStore, tokio::runtime::Handle),
+}
+
+impl Reference<'_> {
+    /// `Store::list`, waited for.
+    pub fn list(
+        &self,
+        query: &ListQuery,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
+        match self {
+            Reference::Sled(store) => store.list(query, after, limit),
+            Reference::Postgres(store, runtime) => {
+                runtime.block_on(store.list(query, after, limit))
+            }
+        }
+    }
+
+    /// On PostgreSQL, how the database runs that list (`EXPLAIN ANALYZE`):
+    /// its scans, rows filtered out and time, on one line.
+    pub fn plan_of_list(&self, query: &ListQuery, limit: usize) -> BenchResult<Option<String>> {
+        let Reference::Postgres(store, runtime) = self else {
+            return Ok(None);
+        };
+        let lines = runtime.block_on(store.explain_list(query, limit))?;
+        let kept: Vec<&str> = lines
+            .iter()
+            .map(|line| line.trim().trim_start_matches("->").trim())
+            .filter(|line| {
+                line.contains(" Scan ")
+                    || line.starts_with("Rows Removed by Filter")
+                    || line.starts_with("Execution Time")
+            })
+            .map(|line| line.split("  (").next().unwrap_or(line))
+            .collect();
+        Ok(Some(kept.join("; ")))
+    }
+}
+
+/// `serve` flags that put the store in `url`'s database (none: sled).
+fn store_flags(url: Option<&str>) -> Vec<&str> {
+    match url {
+        Some(url) => vec!["--store", url],
+        None => Vec::new(),
+    }
+}
+
+/// [`scan`] of a corpus in PostgreSQL: the change log with its records, a
+/// chunk at a time (`Store::read_changes`, as a watcher on that engine
+/// reads them).
+async fn scan_postgres(
+    url: &str,
+) -> BenchResult<(Vec<PressRelease>, Vec<WatchPressReleasesResponse>, Scanned)> {
+    let store = PostgresStore::open(url, PostgresOptions::default()).await?;
+    let head = store.log_head();
+    let started = Instant::now();
+    let mut entries = Vec::new();
+    let mut records = Vec::new();
+    let mut bytes = 0;
+    let mut position = 0;
+    while position < head {
+        let chunk = Store::read_changes(&store, position, head, 1_000, true).await?;
+        let Some((last, _)) = chunk.last() else {
+            break;
+        };
+        position = last.seq;
+        for (entry, release) in chunk {
+            let release = release
+                .ok_or_else(|| format!("log entry {} names a missing release", entry.seq))?;
+            bytes += release.encoded_len();
+            records.push(release);
+            entries.push(entry);
+        }
+    }
+    let scanned = Scanned {
+        entries: entries.len(),
+        bytes,
+        elapsed: started.elapsed(),
+    };
+    let replay = replay_of(store.store_id(), head, &entries, &records);
+    Ok((records, replay, scanned))
 }
 
 /// Reads the whole change log and every release it names, as a watcher
@@ -318,10 +475,21 @@ pub fn scan(
         bytes,
         elapsed: started.elapsed(),
     };
-    let store_id = store.store_id();
+    let replay = replay_of(store.store_id(), head, &entries, &records);
+    Ok((records, replay, scanned))
+}
+
+/// The messages of a replay from the beginning: an event per entry, then
+/// a caught-up progress at `head`.
+fn replay_of(
+    store_id: uuid::Uuid,
+    head: u64,
+    entries: &[LogEntry],
+    records: &[PressRelease],
+) -> Vec<WatchPressReleasesResponse> {
     let mut replay: Vec<WatchPressReleasesResponse> = entries
         .iter()
-        .zip(&records)
+        .zip(records)
         .map(|(entry, release)| WatchPressReleasesResponse {
             kind: Some(Kind::Event(PressReleaseEvent {
                 cursor: Cursor {
@@ -346,5 +514,5 @@ pub fn scan(
             caught_up: true,
         })),
     });
-    Ok((records, replay, scanned))
+    replay
 }

@@ -141,8 +141,9 @@ struct PerFilter {
 
 pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> BenchResult<()> {
     println!(
-        "\n== list: filtered ListPressReleases, first page of {PAGE_SIZE}, one call at a time, on {} releases",
-        thousands(corpus.records.len() as f64)
+        "\n== list: filtered ListPressReleases, first page of {PAGE_SIZE}, one call at a time, on {} releases in {}",
+        thousands(corpus.records.len() as f64),
+        corpus.engine()
     );
     let filters = filters();
     let mut queries: Vec<ListQuery> = Vec::with_capacity(filters.len());
@@ -170,9 +171,14 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
                 }
                 out[i].results = page.len().min(PAGE_SIZE);
             }
-            Ok(out)
+            let plans = queries
+                .iter()
+                .map(|query| store.plan_of_list(query, PAGE_SIZE + 1))
+                .collect::<BenchResult<Vec<_>>>()?;
+            Ok((out, plans))
         })
         .await?;
+    let (reference, plans) = reference;
 
     let addr = corpus.server().await?.addr;
     let mut client = server::client(server::connect(addr).await?);
@@ -224,6 +230,11 @@ pub async fn run(plan: &Plan, corpus: &mut Corpus, summary: &mut Summary) -> Ben
         );
         all_server.extend(server.latencies);
         all_reference.extend(reference.latencies);
+    }
+    for ((label, _), plan) in filters.iter().zip(&plans) {
+        if let Some(plan) = plan {
+            println!("   plan, {label}: {plan}");
+        }
     }
     drop(client);
     let page = ListPressReleasesResponse {

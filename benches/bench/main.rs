@@ -1,7 +1,7 @@
 //! The Pressroom benchmark (see `BENCHMARKS.md`):
 //!
 //! ```text
-//! cargo bench --bench bench -- [--quick] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [writes] [subscribe]
+//! cargo bench --bench bench -- [--quick] [--store postgres] [get] [ingest] [fanout] [replay] [list] [search] [feeds] [alerts] [writes] [subscribe]
 //! ```
 //!
 //! The real server runs in this process on `127.0.0.1:0` with a temporary
@@ -73,11 +73,20 @@ const SCENARIOS: [&str; 11] = [
     "postgres",
 ];
 
+/// What `--store postgres` runs when no scenario is named: the engine's
+/// own scenario, then those reading the corpus, which then lives in
+/// PostgreSQL.
+const POSTGRES_SCENARIOS: [&str; 7] = [
+    "postgres", "list", "get", "replay", "search", "feeds", "alerts",
+];
+
 /// The sizes and durations of a run.
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// `--quick`.
     pub quick: bool,
+    /// `--store postgres`: the corpus lives in PostgreSQL.
+    pub postgres: bool,
     /// Releases in the corpus.
     pub corpus: usize,
     /// Replays of the corpus on each side (alternating; the median counts).
@@ -107,10 +116,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool) -> Self {
+    fn new(quick: bool, postgres: bool) -> Self {
         if quick {
             Self {
                 quick,
+                postgres,
                 corpus: 20_000,
                 replays: 3,
                 get_round: Duration::from_secs(1),
@@ -128,6 +138,7 @@ impl Plan {
         } else {
             Self {
                 quick,
+                postgres,
                 corpus: 100_000,
                 replays: 3,
                 get_round: Duration::from_secs(3),
@@ -146,12 +157,15 @@ impl Plan {
     }
 }
 
-const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [SCENARIO...]
+const USAGE: &str = "usage: cargo bench --bench bench -- [--quick] [--store postgres] [SCENARIO...]
 scenarios: get ingest fanout replay list search feeds alerts writes subscribe postgres
            (default: all but postgres)
-  --store postgres   the PostgreSQL engine (scenario postgres: creates against
-            raw INSERT and sled, fan-out across two replicas) on a private
-            durable PostgreSQL; env PRESSROOM_BENCH_STORE=postgres
+  --store postgres   the PostgreSQL engine on a private durable PostgreSQL
+            (env PRESSROOM_BENCH_STORE=postgres): the scenarios named run
+            with the corpus in it; with none named, scenario postgres
+            (creates against raw INSERT and sled, fan-out across two
+            replicas) and the corpus readers (list get replay search feeds
+            alerts)
   --quick   about a minute: smaller corpus, shorter phases
   --bench   given by `cargo bench`; without it (e.g. under `cargo test
             --all-targets`) nothing is run";
@@ -175,9 +189,8 @@ fn run() -> BenchResult<()> {
     let mut benching = false;
     let mut selected: Vec<&'static str> = Vec::new();
     let mut args = std::env::args().skip(1);
-    if std::env::var("PRESSROOM_BENCH_STORE").is_ok_and(|store| store == "postgres") {
-        selected.push("postgres");
-    }
+    let mut postgres =
+        std::env::var("PRESSROOM_BENCH_STORE").is_ok_and(|store| store == "postgres");
     while let Some(arg) = args.next() {
         match arg.as_str() {
             store_arg if store_arg == "--store" || store_arg.starts_with("--store=") => {
@@ -186,8 +199,8 @@ fn run() -> BenchResult<()> {
                     None => args.next().unwrap_or_default(),
                 };
                 match store.as_str() {
-                    "postgres" if !selected.contains(&"postgres") => selected.push("postgres"),
-                    "postgres" | "sled" => {}
+                    "postgres" => postgres = true,
+                    "sled" => postgres = false,
                     other => return Err(format!("unknown store {other:?}\n{USAGE}").into()),
                 }
             }
@@ -213,13 +226,17 @@ fn run() -> BenchResult<()> {
         return Ok(());
     }
     if selected.is_empty() {
-        selected = SCENARIOS
-            .iter()
-            .copied()
-            .filter(|s| *s != "postgres")
-            .collect();
+        selected = if postgres {
+            POSTGRES_SCENARIOS.to_vec()
+        } else {
+            SCENARIOS
+                .iter()
+                .copied()
+                .filter(|s| *s != "postgres")
+                .collect()
+        };
     }
-    let plan = Plan::new(quick);
+    let plan = Plan::new(quick, postgres);
     init_logging();
     print_machine(&plan, &selected);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -311,7 +328,11 @@ fn print_machine(plan: &Plan, selected: &[&str]) {
     println!(
         "   server and clients share this process and these cores; figures are ratios to references measured in this run"
     );
-    println!("   scenarios: {}", selected.join(" "));
+    println!(
+        "   scenarios: {}; the corpus in {}",
+        selected.join(" "),
+        if plan.postgres { "PostgreSQL" } else { "sled" }
+    );
     if let Ok(extra) = std::env::var("PRESSROOM_BENCH_SERVE_FLAGS") {
         println!("   servers get these flags beyond the defaults: {extra}");
     }

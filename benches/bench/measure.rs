@@ -86,6 +86,38 @@ pub fn cpu_time_of(pid: &str) -> Option<Duration> {
     Some(Duration::from_millis((user + system) * 10))
 }
 
+/// The CPU time of process `pid` and its children so far: its own, that
+/// of the children it has waited for (a PostgreSQL server's ended
+/// backends), and that of those still running (with theirs); as
+/// [`cpu_time`].
+pub fn tree_cpu_time(pid: u32) -> Option<Duration> {
+    let fields = |pid: &str| -> Option<(u32, u64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let parent: u32 = fields.get(1)?.parse().ok()?;
+        let ticks: u64 = (11..=14)
+            .map(|i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+            .sum::<Option<u64>>()?;
+        Some((parent, ticks))
+    };
+    let (_, mut ticks) = fields(&pid.to_string())?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(child) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some((parent, child_ticks)) = fields(child)
+            && parent == pid
+        {
+            ticks += child_ticks;
+        }
+    }
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// A duration in milliseconds, e.g. `4.12 ms`.
 pub fn ms(duration: Duration) -> String {
     let ms = duration.as_secs_f64() * 1000.0;

@@ -32,7 +32,9 @@ use crate::{
     BenchResult, Plan,
     generate::Generator,
     ingest,
-    measure::{Latencies, Summary, Verdict, ms, per_second, ratio, thousands},
+    measure::{
+        Latencies, Summary, Verdict, cpu_time, ms, per_second, ratio, thousands, tree_cpu_time,
+    },
     server::{self, Server},
 };
 
@@ -44,6 +46,14 @@ const WATCHERS: usize = 100;
 const RATE: f64 = 20.0;
 /// How often a replica polls the shared head (the engine's default).
 const POLL: Duration = Duration::from_millis(200);
+
+/// CPU time used between two readings of (this process, the database).
+fn since(before: (Duration, Duration), after: (Duration, Duration)) -> (Duration, Duration) {
+    (
+        after.0.saturating_sub(before.0),
+        after.1.saturating_sub(before.1),
+    )
+}
 
 pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
     println!(
@@ -66,6 +76,16 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
     let payloads: Arc<Vec<Vec<u8>>> =
         Arc::new(releases.iter().map(|r| r.encode_to_vec()).collect());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // CPU time of this process (callers, and the server when there is
+    // one) and of the database's processes.
+    let postmaster = cluster.server_pid().unwrap_or_default();
+    let cpu = move || {
+        (
+            cpu_time().unwrap_or_default(),
+            tree_cpu_time(postmaster).unwrap_or_default(),
+        )
+    };
+    let raw_cpu = cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -88,6 +108,7 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
         task.await??;
     }
     let raw = started.elapsed();
+    let raw_cpu = since(raw_cpu, cpu());
 
     // Creates through Pressroom on PostgreSQL, then on sled.
     cluster.create_database("pressroom").await?;
@@ -103,32 +124,49 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
             };
             let server = Server::start(&data_dir, &flags).await?;
             let channels = server::connections(server.addr, 8).await?;
+            let before = cpu();
             let (elapsed, latencies) = ingest::create_all(&channels, releases).await?;
+            let used = since(before, cpu());
             drop(channels);
             server.stop().await?;
-            BenchResult::Ok((elapsed, latencies))
+            BenchResult::Ok((elapsed, latencies, used))
         }
     };
-    let (on_postgres, pg_latencies) = through(Some(url.clone())).await?;
-    let (on_sled, sled_latencies) = through(None).await?;
+    let (on_postgres, pg_latencies, pg_cpu) = through(Some(url.clone())).await?;
+    let (on_sled, sled_latencies, sled_cpu) = through(None).await?;
     let rate = |elapsed| per_second(creates, elapsed);
+    let per_record = |(this, database): (Duration, Duration)| {
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / creates.max(1) as f64;
+        format!(
+            "CPU per record {:.0} µs: this process {:.0} µs + PostgreSQL {:.0} µs",
+            us(this + database),
+            us(this),
+            us(database)
+        )
+    };
     println!(
-        "   raw INSERT {:>8} records/s   ({CONNECTIONS} connections, {} records of {} B on average)",
+        "   raw INSERT {:>8} records/s   ({CONNECTIONS} connections, {} records of {} B on average); {}",
         thousands(rate(raw)),
         thousands(creates as f64),
-        payloads.iter().map(Vec::len).sum::<usize>() / creates.max(1)
+        payloads.iter().map(Vec::len).sum::<usize>() / creates.max(1),
+        per_record(raw_cpu)
     );
     println!(
-        "   create, PostgreSQL {:>8} releases/s   p50 {}   p99 {}",
+        "   create, PostgreSQL {:>8} releases/s   p50 {}   p99 {}; {}",
         thousands(rate(on_postgres)),
         ms(pg_latencies.p50()),
-        ms(pg_latencies.p99())
+        ms(pg_latencies.p99()),
+        per_record(pg_cpu)
     );
     println!(
-        "   create, sled       {:>8} releases/s   p50 {}   p99 {}",
+        "   create, sled       {:>8} releases/s   p50 {}   p99 {}; {}",
         thousands(rate(on_sled)),
         ms(sled_latencies.p50()),
-        ms(sled_latencies.p99())
+        ms(sled_latencies.p99()),
+        per_record(sled_cpu)
+    );
+    println!(
+        "   (CPU while creating, callers and server in this process; the search index catches up later and is not all counted)"
     );
     let create_ratio = rate(on_postgres) / rate(raw);
     summary.verdict(

@@ -80,6 +80,8 @@ impl Backend {
             })?;
             let options = PostgresOptions {
                 scratch_dir,
+                pool_size: config.store_pool_size,
+                poll_interval: config.store_poll_interval,
                 ..PostgresOptions::default()
             };
             let store = PostgresStore::open(url, options)

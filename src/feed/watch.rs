@@ -76,6 +76,8 @@ impl Reader {
         let mut pending = VecDeque::new();
         // What the search index said of the entries in `pending`.
         let mut indexed = Indexed::default();
+        // Records read with history entries in `pending` (see `read_chunk`).
+        let mut records = Records::new();
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         // A stream with a query, once live, sleeps through the changes that
@@ -89,7 +91,7 @@ impl Reader {
             let readable = *head.borrow_and_update();
             if position < readable {
                 let chunk = match self
-                    .read_chunk(&mut pending, &mut indexed, position, readable)
+                    .read_chunk(&mut pending, &mut indexed, &mut records, position, readable)
                     .await
                 {
                     Ok(chunk) => chunk,
@@ -185,6 +187,7 @@ impl Reader {
         &self,
         pending: &mut VecDeque<LogEntry>,
         indexed: &mut Indexed,
+        records: &mut Records,
         position: u64,
         bound: u64,
     ) -> Result<Chunk, StoreError> {
@@ -193,6 +196,7 @@ impl Reader {
             match shared.tail.range(position, bound, CHUNK_ENTRIES) {
                 Some(recent) => {
                     pending.extend(recent.iter().map(|t| t.entry.clone()));
+                    records.clear();
                     *indexed = Indexed::default();
                 }
                 None => {
@@ -207,6 +211,22 @@ impl Reader {
                     // analysing each one (asked before the records are read,
                     // so that its answer is never older than they are).
                     *indexed = self.look_up(pending);
+                    // The records, read in one go (on a network store, one
+                    // round trip per chunk rather than per entry); one is
+                    // kept for its entry only if it is that entry's version.
+                    records.clear();
+                    if let Some(last) = pending.back().map(|entry| entry.seq) {
+                        for (entry, release) in shared
+                            .store
+                            .read_changes(position, last, pending.len(), true)
+                            .await?
+                        {
+                            if let Some(release) = release.filter(|r| r.revision == entry.revision)
+                            {
+                                records.insert(entry.seq, Arc::new(release));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -219,7 +239,12 @@ impl Reader {
             chunk.position = entry.seq;
             if let Some((kind, version)) = self
                 .selection
-                .event_for(shared, self.start, &entry, indexed)
+                .event_for(
+                    &WithRecords { shared, records },
+                    self.start,
+                    &entry,
+                    indexed,
+                )
                 .await?
             {
                 let highlights = match kind {
@@ -295,6 +320,41 @@ struct Chunk {
     events: Vec<PressReleaseEvent>,
     /// The last entry read.
     position: u64,
+}
+
+/// Records read with a chunk of history, by the sequence number of the
+/// entry whose version each is.
+type Records = std::collections::HashMap<u64, Arc<crate::proto::v1::PressRelease>>;
+
+/// The shared state, with the records read with a chunk of history: an
+/// entry's own version among them needs no read of the store.
+struct WithRecords<'a> {
+    shared: &'a Shared,
+    records: &'a Records,
+}
+
+impl Source for WithRecords<'_> {
+    async fn entry(&self, seq: u64) -> Result<Option<LogEntry>, StoreError> {
+        self.shared.entry(seq).await
+    }
+
+    fn recent(&self, seq: u64) -> Option<Arc<TailEntry>> {
+        self.shared.recent(seq)
+    }
+
+    async fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError> {
+        let Some(release) = self.records.get(&entry.seq) else {
+            return self.shared.current(entry).await;
+        };
+        let later = Uuid::from_slice(&entry.release_id)
+            .ok()
+            .and_then(|id| self.shared.tail.latest(&id))
+            .is_some_and(|latest| latest > entry.seq);
+        Ok((!later).then(|| Version {
+            release: Arc::clone(release),
+            recent: None,
+        }))
+    }
 }
 
 impl Source for Shared {

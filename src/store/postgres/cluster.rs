@@ -192,6 +192,12 @@ impl LocalCluster {
         self.port
     }
 
+    /// The process id of the server (the postmaster), while it runs:
+    /// benchmarks add up the CPU time of it and its children.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
+    }
+
     /// A connection URL for `database` as the superuser, TLS off.
     pub fn url(&self, database: &str) -> String {
         format!(

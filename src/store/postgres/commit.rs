@@ -26,23 +26,24 @@
 //! nothing is acknowledged twice, and a caller's retry with its request id
 //! finds the release if it was written.
 
-use std::time::Duration;
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use deadpool_postgres::Transaction;
-use tokio_postgres::types::ToSql;
+use deadpool_postgres::{Object, Pool};
+use tokio::sync::{oneshot, watch};
+use tokio_postgres::{Statement, types::ToSql};
 use uuid::Uuid;
 
 use crate::{
     proto::{Timestamp, compare_times, v1::PressRelease},
     store::{
-        Change, ChangeResult, StoreError,
+        Change, ChangeResult, StoreError, StoreFuture,
         position::{time_bytes, time_from_bytes},
     },
 };
 
 use super::{
     PostgresStore,
-    engine::{corrupt, db_error, decode_record, to_i64},
+    engine::{connection_lost, corrupt, db_error, decode_record, to_i64},
     plan::{Loaded, Plan, Rows, Wanted},
 };
 
@@ -53,15 +54,65 @@ const ATTEMPTS: u32 = 3;
 /// How long a commit whose outcome was lost is looked for.
 const RESOLVE_FOR: Duration = Duration::from_secs(20);
 
-/// How one attempt at a commit ended.
-enum Attempt {
-    /// Committed (or nothing to write): the outcomes.
-    Done(Vec<ChangeResult>),
-    /// Certainly not committed, and worth one more try (the connection was
-    /// lost before `COMMIT`, or the lost commit was found rolled back).
-    NotCommitted(StoreError),
-    /// Failed; not committed.
-    Failed(StoreError),
+/// Opens a commit transaction. The settings a commit relies on are the
+/// transaction's own (`SET LOCAL`), not the session's, so that they hold
+/// through a pooler that hands each transaction another server connection
+/// (pgbouncer in transaction mode): `COMMIT` waits for the WAL flush (and
+/// the synchronous standbys the server is configured with), and a
+/// transaction left idle while holding the head lock ends on its own.
+const BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
+     SET LOCAL idle_in_transaction_session_timeout = '15s'";
+/// [`BEGIN`], with records compressed by lz4 rather than pglz (a server
+/// built with it: most are).
+const BEGIN_LZ4: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
+     SET LOCAL idle_in_transaction_session_timeout = '15s'; \
+     SET LOCAL default_toast_compression = lz4";
+
+/// Locks the head row: every commit's first statement.
+const LOCK_HEAD: &str = "SELECT head, commit_time,
+        (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+     FROM pressroom.log_head FOR UPDATE";
+
+/// The writer's commits whose `COMMIT` is in flight, in the order they
+/// were applied, each with the log head after it, until
+/// [`Store::sync`](crate::store::Store::sync) takes it. In order, because
+/// two of them can name the same head: a batch applied after one whose
+/// `COMMIT` failed is numbered after the same head.
+#[derive(Default)]
+pub(super) struct InFlight {
+    commits: std::sync::Mutex<VecDeque<(u64, Outcome)>>,
+}
+
+/// Where the outcome of a `COMMIT` in flight arrives.
+type Outcome = oneshot::Receiver<Result<(), StoreError>>;
+
+impl InFlight {
+    fn put(&self, head: u64, outcome: Outcome) {
+        self.commits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back((head, outcome));
+    }
+
+    /// The oldest commit applied up to `head`.
+    fn take(&self, head: u64) -> Option<Outcome> {
+        let mut commits = self
+            .commits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = commits.iter().position(|(applied, _)| *applied == head)?;
+        commits.remove(at).map(|(_, outcome)| outcome)
+    }
+}
+
+/// What a commit transaction needs besides its connection: the pool (for
+/// resolving a lost `COMMIT` on a fresh connection) and the head to move.
+#[derive(Clone)]
+struct Committer {
+    pool: Pool,
+    head: Arc<watch::Sender<u64>>,
+    /// What opens a commit transaction.
+    begin: &'static str,
 }
 
 impl PostgresStore {
@@ -75,12 +126,104 @@ impl PostgresStore {
         changes: &[Change],
         commit_time: Option<Timestamp>,
     ) -> Result<Vec<ChangeResult>, StoreError> {
+        self.committer()
+            .commit(changes, commit_time, &mut None)
+            .await
+    }
+
+    /// The writer's half of a commit: runs the transaction up to its
+    /// outcomes (head locked, checks read, batch planned) and returns them
+    /// with the log head after them, while the statements and `COMMIT`
+    /// travel on (one round trip). [`PostgresStore::sync_applied`] waits for
+    /// that `COMMIT`. The next batch's transaction can start meanwhile: its
+    /// first statement waits for the head lock, that is for this `COMMIT`,
+    /// so batches still commit one after the other, in order.
+    pub(super) async fn apply_batch(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Option<Timestamp>,
+    ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
+        let (planned, outcomes) = oneshot::channel();
+        let (committed, outcome) = oneshot::channel();
+        let committer = self.committer();
+        tokio::spawn(async move {
+            let mut planned = Some(planned);
+            let result = committer.commit(&changes, commit_time, &mut planned).await;
+            match planned {
+                // Ended before its outcomes were handed out (failed, or
+                // nothing to wait for).
+                Some(planned) => {
+                    let _ = planned.send(result.map(|results| (results, None)));
+                }
+                None => {
+                    let _ = committed.send(result.map(drop));
+                }
+            }
+        });
+        let (results, last_seq) = outcomes.await.map_err(|_| StoreError::Closed)??;
+        match last_seq {
+            Some(head) => {
+                self.in_flight().put(head, outcome);
+                Ok((results, head))
+            }
+            // Nothing written: nothing to wait for.
+            None => Ok((results, 0)),
+        }
+    }
+
+    /// Waits for the `COMMIT` of the batch [`PostgresStore::apply_batch`]
+    /// returned `head` for.
+    pub(super) fn sync_applied(&self, head: u64) -> StoreFuture<()> {
+        let outcome = self.in_flight().take(head);
+        Box::pin(async move {
+            match outcome {
+                Some(outcome) => outcome.await.map_err(|_| StoreError::Closed)?,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn committer(&self) -> Committer {
+        Committer {
+            pool: self.pool().clone(),
+            head: self.head_sender(),
+            begin: if self.lz4() { BEGIN_LZ4 } else { BEGIN },
+        }
+    }
+
+    /// Whether the commit of `batch_id` was made (see [`resolve`]).
+    #[cfg(test)]
+    pub(super) async fn resolve(&self, batch_id: Uuid) -> Result<bool, StoreError> {
+        resolve(self.pool(), batch_id).await
+    }
+}
+
+/// Outcomes handed to the writer before `COMMIT`, with the last sequence
+/// number written (`None` when nothing is).
+type PlannedOutcomes = Result<(Vec<ChangeResult>, Option<u64>), StoreError>;
+
+impl Committer {
+    /// Commits `changes`, trying again (on a fresh connection) while the
+    /// batch was certainly not committed and its outcomes were not handed
+    /// out through `planned` yet. Once they were, a batch found not
+    /// committed fails: the writer's next batch may be numbered already.
+    async fn commit(
+        &self,
+        changes: &[Change],
+        proposed: Option<Timestamp>,
+        planned: &mut Option<oneshot::Sender<PlannedOutcomes>>,
+    ) -> Result<Vec<ChangeResult>, StoreError> {
         let mut tries = 1;
         loop {
-            match self.attempt(changes, commit_time).await {
+            let handed_out = planned.is_none();
+            match self.attempt(changes, proposed, planned).await {
                 Attempt::Done(results) => return Ok(results),
                 Attempt::Failed(error) => return Err(error),
-                Attempt::NotCommitted(error) if tries >= ATTEMPTS => return Err(error),
+                Attempt::NotCommitted(error)
+                    if tries >= ATTEMPTS || (planned.is_none() && !handed_out) =>
+                {
+                    return Err(error);
+                }
                 Attempt::NotCommitted(error) => {
                     tracing::warn!(error = %crate::telemetry::chain(&error), tries, "commit not made; trying it again");
                     tries += 1;
@@ -89,8 +232,13 @@ impl PostgresStore {
         }
     }
 
-    async fn attempt(&self, changes: &[Change], proposed: Option<Timestamp>) -> Attempt {
-        let mut client = match self.pool().get().await {
+    async fn attempt(
+        &self,
+        changes: &[Change],
+        proposed: Option<Timestamp>,
+        planned: &mut Option<oneshot::Sender<PlannedOutcomes>>,
+    ) -> Attempt {
+        let client = match self.pool.get().await {
             Ok(client) => client,
             Err(error) => {
                 return Attempt::Failed(StoreError::Unavailable(format!(
@@ -99,16 +247,17 @@ impl PostgresStore {
             }
         };
         let batch_id = Uuid::new_v4();
-        let step = transact(&mut client, changes, proposed, batch_id).await;
+        let step = transact(&client, self.begin, changes, proposed, batch_id, planned).await;
         if !matches!(step, Step::Done { .. }) {
             // Never hand this connection out again: it may be closing (its
-            // end not seen yet), and the next commit would fail on it.
-            drop(deadpool_postgres::Object::take(client));
+            // end not seen yet) or inside a transaction, and the next
+            // commit would fail on it.
+            drop(Object::take(client));
         }
         match step {
             Step::Done { results, last_seq } => {
                 if let Some(last_seq) = last_seq {
-                    self.advance(last_seq);
+                    super::follow::advance(&self.head, last_seq);
                 }
                 Attempt::Done(results)
             }
@@ -119,62 +268,72 @@ impl PostgresStore {
                 results,
                 last_seq,
             } => {
-                tracing::warn!(%error, %batch_id, "the answer to COMMIT was lost; looking the batch up");
-                match self.resolve(batch_id).await {
+                tracing::warn!(error = %crate::telemetry::chain(&error), %batch_id, "the answer to COMMIT was lost; looking the batch up");
+                match resolve(&self.pool, batch_id).await {
                     Ok(true) => {
-                        self.advance(last_seq);
+                        super::follow::advance(&self.head, last_seq);
                         Attempt::Done(results)
                     }
-                    Ok(false) => Attempt::NotCommitted(db_error(error)),
+                    Ok(false) => Attempt::NotCommitted(error),
                     Err(unknown) => Attempt::Failed(unknown),
                 }
             }
         }
     }
+}
 
-    /// Whether the commit of `batch_id` was made. Waits for the head lock
-    /// first, so that a transaction still running on a lost connection has
-    /// ended; keeps trying for a while when the database cannot be reached.
-    pub(super) async fn resolve(&self, batch_id: Uuid) -> Result<bool, StoreError> {
-        let deadline = tokio::time::Instant::now() + RESOLVE_FOR;
-        loop {
-            let last = match self.lookup_batch(batch_id).await {
-                Ok(found) => return Ok(found),
-                Err(error) => error.to_string(),
-            };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StoreError::Unavailable(format!(
-                    "the outcome of a commit could not be learned (batch {batch_id}): {last}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+/// How one attempt at a commit ended.
+enum Attempt {
+    /// Committed (or nothing to write): the outcomes.
+    Done(Vec<ChangeResult>),
+    /// Certainly not committed, and worth one more try (the connection was
+    /// lost before `COMMIT`, or the lost commit was found rolled back).
+    NotCommitted(StoreError),
+    /// Failed; not committed.
+    Failed(StoreError),
+}
+
+/// Whether the commit of `batch_id` was made. Waits for the head lock
+/// first, so that a transaction still running on a lost connection has
+/// ended; keeps trying for a while when the database cannot be reached.
+async fn resolve(pool: &Pool, batch_id: Uuid) -> Result<bool, StoreError> {
+    let deadline = tokio::time::Instant::now() + RESOLVE_FOR;
+    loop {
+        let last = match lookup_batch(pool, batch_id).await {
+            Ok(found) => return Ok(found),
+            Err(error) => error.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "the outcome of a commit could not be learned (batch {batch_id}): {last}"
+            )));
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
 
-    async fn lookup_batch(&self, batch_id: Uuid) -> Result<bool, StoreError> {
-        let mut client = self
-            .pool()
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        tx.batch_execute(
-            "SET LOCAL lock_timeout = '10s';
-             SELECT 1 FROM pressroom.log_head FOR SHARE;",
+async fn lookup_batch(pool: &Pool, batch_id: Uuid) -> Result<bool, StoreError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let tx = client.transaction().await.map_err(db_error)?;
+    tx.batch_execute(
+        "SET LOCAL lock_timeout = '10s';
+         SELECT 1 FROM pressroom.log_head FOR SHARE;",
+    )
+    .await
+    .map_err(db_error)?;
+    let found = tx
+        .query_opt(
+            "SELECT 1 FROM pressroom.commits WHERE batch_id = $1",
+            &[&batch_id],
         )
         .await
-        .map_err(db_error)?;
-        let found = tx
-            .query_opt(
-                "SELECT 1 FROM pressroom.commits WHERE batch_id = $1",
-                &[&batch_id],
-            )
-            .await
-            .map_err(db_error)?
-            .is_some();
-        let _ = tx.rollback().await;
-        Ok(found)
-    }
+        .map_err(db_error)?
+        .is_some();
+    let _ = tx.rollback().await;
+    Ok(found)
 }
 
 /// How one transaction on one connection ended.
@@ -190,30 +349,36 @@ enum Step {
     Failed(StoreError),
     /// `COMMIT` was sent and its answer lost: committed or not is unknown.
     CommitLost {
-        error: tokio_postgres::Error,
+        error: StoreError,
         results: Vec<ChangeResult>,
         last_seq: u64,
     },
 }
 
-/// Runs one commit transaction on `client`.
+/// Runs one commit transaction on `client`, in two round trips: `BEGIN`,
+/// the head lock and the reads the checks need; then, once the batch is
+/// planned, every table's statement and `COMMIT`. The outcomes go to
+/// `planned` (when given) as soon as they are known, before `COMMIT`.
 async fn transact(
-    client: &mut deadpool_postgres::Object,
+    client: &Object,
+    begin: &str,
     changes: &[Change],
     proposed: Option<Timestamp>,
     batch_id: Uuid,
+    planned: &mut Option<oneshot::Sender<PlannedOutcomes>>,
 ) -> Step {
-    let tx = match client.transaction().await {
-        Ok(tx) => tx,
-        Err(error) => return Step::NotCommitted(db_error(error)),
-    };
-    let (results, rows, commit_time) = match plan(&tx, changes, proposed).await {
+    let (results, rows, commit_time) = match plan(client, begin, changes, proposed).await {
         Ok(Planned {
             results,
             rows: None,
         }) => {
             // Nothing to write: the answers were read under the lock.
-            let _ = tx.rollback().await;
+            if let Err(error) = client.batch_execute("ROLLBACK").await {
+                return not_committed(error);
+            }
+            if let Some(planned) = planned.take() {
+                let _ = planned.send(Ok((results.clone(), None)));
+            }
             return Step::Done {
                 results,
                 last_seq: None,
@@ -226,21 +391,40 @@ async fn transact(
         Err(PlanError::Store(error)) => return Step::Failed(error),
         Err(PlanError::Db(error)) => return not_committed(error),
     };
-    if let Err(error) = write(&tx, &rows, &commit_time, batch_id).await {
-        return not_committed(error);
+    let statements = match prepare_writes(client).await {
+        Ok(statements) => statements,
+        Err(error) => return not_committed(error),
+    };
+    if let Some(planned) = planned.take() {
+        let _ = planned.send(Ok((results.clone(), Some(rows.last_seq))));
     }
     let committing = std::time::Instant::now();
-    let committed = tx.commit().await;
+    // The statements and COMMIT go out together. A statement refused
+    // aborts the transaction (its COMMIT then rolls back): certainly not
+    // committed. A connection lost on the way leaves the outcome unknown.
+    let (written, committed) = tokio::join!(
+        write(client, &statements, &rows, &commit_time, batch_id),
+        client.batch_execute("COMMIT"),
+    );
     metrics::histogram!("pressroom_flush_seconds").record(committing.elapsed().as_secs_f64());
-    match committed {
-        Ok(()) => Step::Done {
-            results,
+    let lost = |error: tokio_postgres::Error| Step::CommitLost {
+        error: db_error(error),
+        results: results.clone(),
+        last_seq: rows.last_seq,
+    };
+    match (written, committed) {
+        (Err(error), _) if error.as_db_error().is_some() && !connection_lost(&error) => {
+            Step::Failed(db_error(error))
+        }
+        (Err(error), _) => lost(error),
+        (Ok(()), Err(error)) if error.as_db_error().is_some() && !connection_lost(&error) => {
+            // Refused at COMMIT (a deferred check): rolled back.
+            Step::Failed(db_error(error))
+        }
+        (Ok(()), Err(error)) => lost(error),
+        (Ok(()), Ok(())) => Step::Done {
             last_seq: Some(rows.last_seq),
-        },
-        Err(error) => Step::CommitLost {
-            error,
             results,
-            last_seq: rows.last_seq,
         },
     }
 }
@@ -263,20 +447,25 @@ impl From<tokio_postgres::Error> for PlanError {
     }
 }
 
-/// Locks the head, reads what the checks need, and plans the batch.
+/// Opens the transaction, locks the head and reads what the checks need,
+/// in one round trip; then plans the batch.
 async fn plan(
-    tx: &Transaction<'_>,
+    client: &Object,
+    begin: &str,
     changes: &[Change],
     proposed: Option<Timestamp>,
 ) -> Result<Planned, PlanError> {
-    let lock = tx
-        .prepare_cached(
-            "SELECT head, commit_time,
-                    (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
-             FROM pressroom.log_head FOR UPDATE",
-        )
-        .await?;
-    let row = tx.query_one(&lock, &[]).await?;
+    let wanted = Wanted::of(changes);
+    let lock = client.prepare_cached(LOCK_HEAD).await?;
+    let (_, row, mut loaded) = tokio::try_join!(
+        async { client.batch_execute(begin).await.map_err(PlanError::from) },
+        async { client.query_one(&lock, &[]).await.map_err(PlanError::from) },
+        load(client, &wanted),
+    )?;
+    let missing = loaded.missing_targets();
+    loaded
+        .releases
+        .extend(read_releases(client, &missing).await?);
     let head = row.get::<_, i64>(0).max(0) as u64;
     let last_time = time_from_bytes(
         row.get::<_, &[u8]>(1)
@@ -286,7 +475,6 @@ async fn plan(
     let clock = proposed.unwrap_or_else(|| micros_to_timestamp(row.get(2)));
     let commit_time = std::cmp::max_by(last_time, clock, compare_times);
 
-    let loaded = load(tx, &Wanted::of(changes)).await?;
     let mut plan = Plan::new(loaded, head, commit_time);
     let mut results = Vec::with_capacity(changes.len());
     for change in changes {
@@ -301,28 +489,29 @@ async fn plan(
     })
 }
 
-/// Reads, in bulk and pipelined, the rows a batch's checks need.
-async fn load(tx: &Transaction<'_>, wanted: &Wanted) -> Result<Loaded, PlanError> {
+/// Reads, in bulk and pipelined, the rows a batch's checks need (sent
+/// behind the head lock, so they read what is committed once it is held).
+async fn load(client: &Object, wanted: &Wanted) -> Result<Loaded, PlanError> {
     let mut loaded = Loaded::default();
     let (releases, requests, sources) = tokio::try_join!(
-        read_releases(tx, &wanted.ids),
+        read_releases(client, &wanted.ids),
         async {
             if wanted.request_ids.is_empty() {
                 return Ok(Vec::new());
             }
-            let statement = tx
+            let statement = client
                 .prepare_cached(
                     "SELECT request_id, release_id FROM pressroom.request_ids
                      WHERE request_id = ANY($1::text[])",
                 )
                 .await?;
-            Ok(tx.query(&statement, &[&wanted.request_ids]).await?)
+            Ok(client.query(&statement, &[&wanted.request_ids]).await?)
         },
         async {
             if wanted.sources.is_empty() {
                 return Ok(Vec::new());
             }
-            let statement = tx
+            let statement = client
                 .prepare_cached(
                     "SELECT s.provider, s.item_id, s.release_id, s.fingerprint
                      FROM pressroom.sources s
@@ -335,7 +524,7 @@ async fn load(tx: &Transaction<'_>, wanted: &Wanted) -> Result<Loaded, PlanError
                 .iter()
                 .map(|(p, i)| (p.as_str(), i.as_str()))
                 .unzip();
-            Ok(tx.query(&statement, &[&providers, &items]).await?)
+            Ok(client.query(&statement, &[&providers, &items]).await?)
         },
     )?;
     loaded.releases.extend(releases);
@@ -347,25 +536,23 @@ async fn load(tx: &Transaction<'_>, wanted: &Wanted) -> Result<Loaded, PlanError
             .sources
             .insert((row.get(0), row.get(1)), (row.get(2), row.get(3)));
     }
-    let missing = loaded.missing_targets();
-    loaded.releases.extend(read_releases(tx, &missing).await?);
     Ok(loaded)
 }
 
 /// Releases by id, with their last sequence numbers.
 async fn read_releases(
-    tx: &Transaction<'_>,
+    client: &Object,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, (PressRelease, u64))>, PlanError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let statement = tx
+    let statement = client
         .prepare_cached(
             "SELECT id, record, last_seq FROM pressroom.releases WHERE id = ANY($1::uuid[])",
         )
         .await?;
-    let rows = tx.query(&statement, &[&ids]).await?;
+    let rows = client.query(&statement, &[&ids]).await?;
     rows.iter()
         .map(|row| {
             let id: Uuid = row.get(0);
@@ -405,28 +592,63 @@ pub(super) const ADD_HOURS: &str = "INSERT INTO pressroom.published_hours (hour,
      SELECT * FROM unnest($1::int8[], $2::int8[])
      ON CONFLICT (hour) DO UPDATE SET count = published_hours.count + excluded.count";
 
-/// Writes a planned batch: every table in one statement, pipelined.
-async fn write(
-    tx: &Transaction<'_>,
-    rows: &Rows,
-    commit_time: &Timestamp,
-    batch_id: Uuid,
-) -> Result<(), tokio_postgres::Error> {
-    let statements = tokio::try_join!(
-        tx.prepare_cached(UPSERT_RELEASES),
-        tx.prepare_cached(INSERT_REQUESTS),
-        tx.prepare_cached(INSERT_SOURCES),
-        tx.prepare_cached(INSERT_ENTRIES),
-        tx.prepare_cached(ADD_HOURS),
-        tx.prepare_cached(
+/// The prepared statements a commit writes with.
+struct Writes {
+    upsert: Statement,
+    requests: Statement,
+    sources: Statement,
+    log: Statement,
+    hours: Statement,
+    head: Statement,
+    notify: Statement,
+}
+
+/// Prepares (once per connection; cached after) what [`write`] sends.
+async fn prepare_writes(client: &Object) -> Result<Writes, tokio_postgres::Error> {
+    let (upsert, requests, sources, log, hours, head, notify) = tokio::try_join!(
+        client.prepare_cached(UPSERT_RELEASES),
+        client.prepare_cached(INSERT_REQUESTS),
+        client.prepare_cached(INSERT_SOURCES),
+        client.prepare_cached(INSERT_ENTRIES),
+        client.prepare_cached(ADD_HOURS),
+        client.prepare_cached(
             "WITH c AS (INSERT INTO pressroom.commits (first_seq, last_seq, commit_time, batch_id)
                         VALUES ($1, $2, $3, $4))
              UPDATE pressroom.log_head
              SET head = $2, commit_time = $3, published_total = published_total + $5"
         ),
-        tx.prepare_cached("SELECT pg_notify('pressroom_log', $1::text)"),
+        client.prepare_cached("SELECT pg_notify('pressroom_log', $1::text)"),
     )?;
-    let (upsert, requests, sources, log, hours, head, notify) = statements;
+    Ok(Writes {
+        upsert,
+        requests,
+        sources,
+        log,
+        hours,
+        head,
+        notify,
+    })
+}
+
+/// Sends a planned batch's statements: every table in one statement, all
+/// of them pipelined (each is sent when first polled, before any answer is
+/// awaited, so a `COMMIT` polled after this future follows them).
+async fn write(
+    client: &Object,
+    statements: &Writes,
+    rows: &Rows,
+    commit_time: &Timestamp,
+    batch_id: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    let Writes {
+        upsert,
+        requests,
+        sources,
+        log,
+        hours,
+        head,
+        notify,
+    } = statements;
 
     let release_ids: Vec<Uuid> = rows.releases.iter().map(|r| r.id).collect();
     let records: Vec<&[u8]> = rows.releases.iter().map(|r| r.record.as_slice()).collect();
@@ -479,28 +701,28 @@ async fn write(
     let notify_params: [&(dyn ToSql + Sync); 1] = [&last_text];
     // Issued together, so they travel pipelined, and run in this order.
     tokio::try_join!(
-        tx.execute(&upsert, &upsert_params),
+        client.execute(upsert, &upsert_params),
         async {
             if request_ids.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&requests, &request_params).await
+            client.execute(requests, &request_params).await
         },
         async {
             if providers.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&sources, &source_params).await
+            client.execute(sources, &source_params).await
         },
-        tx.execute(&log, &log_params),
+        client.execute(log, &log_params),
         async {
             if hour_keys.is_empty() {
                 return Ok(0);
             }
-            tx.execute(&hours, &hour_params).await
+            client.execute(hours, &hour_params).await
         },
-        tx.execute(&head, &head_params),
-        tx.execute(&notify, &notify_params),
+        client.execute(head, &head_params),
+        client.execute(notify, &notify_params),
     )?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use prost::Message;
 use tokio::sync::{Notify, watch};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -16,13 +16,14 @@ use crate::{
     proto::{Timestamp, v1::PressRelease},
     store::{
         BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry,
-        PortableWriter, Store, StoreError, SubscriptionChange, SubscriptionLease,
+        PortableWriter, Store, StoreError, StoreFuture, SubscriptionChange, SubscriptionLease,
         SubscriptionRecord, SubscriptionState, TransferItem,
         position::{TIME_LEN, time_bytes, time_from_bytes},
     },
 };
 
 use super::{
+    commit::InFlight,
     connect::Target,
     follow::{follow, listen, read_head},
     plan::facet_term,
@@ -61,6 +62,10 @@ pub struct PostgresStore {
     target: Target,
     store_id: Uuid,
     head: Arc<watch::Sender<u64>>,
+    /// The writer's commits whose `COMMIT` is in flight.
+    in_flight: InFlight,
+    /// Whether the server compresses with lz4.
+    lz4: bool,
     scratch_dir: std::path::PathBuf,
     subscriptions: SubscriptionCommits,
     stop: CancellationToken,
@@ -82,6 +87,18 @@ impl PostgresStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to the database: {e}")))?;
         let store_id = schema::prepare(&mut setup).await?;
+        // Records are compressed with lz4 where the server has it: a
+        // fraction of the CPU of PostgreSQL's default (pglz) to write and to
+        // read back.
+        let lz4 = setup
+            .query_opt(
+                "SELECT 1 FROM pg_settings
+                 WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)",
+                &[],
+            )
+            .await
+            .map_err(db_error)?
+            .is_some();
         drop(setup);
         // Every commit waits for the database to make it durable (on disk,
         // and on a synchronous standby where there is one), whatever the
@@ -113,6 +130,8 @@ impl PostgresStore {
             target,
             store_id,
             head,
+            in_flight: InFlight::default(),
+            lz4,
             scratch_dir: options.scratch_dir,
             subscriptions,
             stop,
@@ -151,6 +170,21 @@ impl PostgresStore {
         &self.subscriptions
     }
 
+    /// The head this store moves (its own commits, and the follower's).
+    pub(super) fn head_sender(&self) -> Arc<watch::Sender<u64>> {
+        Arc::clone(&self.head)
+    }
+
+    /// Whether the server compresses with lz4 (commits ask for it).
+    pub(super) fn lz4(&self) -> bool {
+        self.lz4
+    }
+
+    /// The writer's commits whose `COMMIT` is in flight.
+    pub(super) fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+
     pub(super) fn advance(&self, head: u64) {
         super::follow::advance(&self.head, head);
     }
@@ -178,15 +212,12 @@ impl PostgresStore {
         limit: usize,
     ) -> Result<Vec<(ListPosition, PressRelease)>, StoreError> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!("{LIST_SELECT} LIMIT $6"))
-            .await
-            .map_err(db_error)?;
         let filter = ListFilter::new(query, after);
         let limit = limit.min(i64::MAX as usize) as i64;
-        let mut params = filter.params();
-        params.push(&limit);
-        let rows = client.query(&statement, &params).await.map_err(db_error)?;
+        let rows = filter
+            .query(&client, Some(&limit), true)
+            .await
+            .map_err(db_error)?;
         rows.iter()
             .map(|row| {
                 let position_bytes: &[u8] = row.get(0);
@@ -198,6 +229,26 @@ impl PostgresStore {
             .collect()
     }
 
+    /// How PostgreSQL runs [`PostgresStore::list`] for `query` (`EXPLAIN
+    /// ANALYZE` of the same statement with the same values, run for real):
+    /// the plan's lines, for operators and the benchmark to see which index
+    /// a filter uses.
+    pub async fn explain_list(
+        &self,
+        query: &ListQuery,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let filter = ListFilter::new(query, None);
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", filter.sql(true, true));
+        let rows = client
+            .query_typed(&sql, &filter.params(Some(&limit)))
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     /// Calls `visit` with the publish time of every published release that
     /// matches `query`, newest first.
     pub async fn published_times(
@@ -206,12 +257,8 @@ impl PostgresStore {
         visit: &mut (dyn FnMut(Timestamp) + Send),
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(LIST_SELECT).await.map_err(db_error)?;
         let filter = ListFilter::new(query, None);
-        let rows = client
-            .query_raw(&statement, filter.params())
-            .await
-            .map_err(db_error)?;
+        let rows = filter.stream(&client).await.map_err(db_error)?;
         let mut rows = std::pin::pin!(rows);
         while let Some(row) = rows.next().await {
             let row = row.map_err(db_error)?;
@@ -521,6 +568,18 @@ impl Store for PostgresStore {
         PostgresStore::commit(self, &changes, commit_time).await
     }
 
+    async fn apply(
+        &self,
+        changes: Vec<Change>,
+        commit_time: Option<Timestamp>,
+    ) -> Result<(Vec<ChangeResult>, u64), StoreError> {
+        self.apply_batch(changes, commit_time).await
+    }
+
+    fn sync(&self, head: u64) -> StoreFuture<()> {
+        self.sync_applied(head)
+    }
+
     async fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
         PostgresStore::get(self, id).await
     }
@@ -691,22 +750,16 @@ impl Store for PostgresStore {
 /// bounds, with at least one value of every facet group. Parameters: `$1`
 /// exclusive lower bound, `$2` inclusive upper bound (or null), `$3` every
 /// wanted `tag:value`, `$4` its group, `$5` how many groups.
-const LIST_SELECT: &str = "SELECT list_position, record FROM pressroom.releases
-     WHERE list_position IS NOT NULL
-       AND list_position > $1
-       AND ($2::bytea IS NULL OR list_position <= $2)
-       AND ($5::int8 = 0 OR (
-            SELECT count(DISTINCT w.grp) FROM unnest($3::text[], $4::int4[]) AS w(term, grp)
-            WHERE w.term = ANY(facets)) = $5::int8)
-     ORDER BY list_position";
-
-/// A list query as statement parameters.
+/// A list query as a statement: published releases in list order within
+/// the bounds, and for each facet of the filter, `facets && $n` (one of its
+/// values is among the release's) — the operator the GIN index on `facets`
+/// answers, so a narrow filter reads its matches from the index instead of
+/// walking the list order and checking every release.
 struct ListFilter {
     lower: Vec<u8>,
     upper: Option<Vec<u8>>,
-    terms: Vec<String>,
-    groups: Vec<i32>,
-    group_count: i64,
+    /// Per facet of the filter, the terms of which one must match.
+    groups: Vec<Vec<String>>,
 }
 
 impl ListFilter {
@@ -721,49 +774,120 @@ impl ListFilter {
             .published_at_or_after
             .as_ref()
             .map(|after| ListPosition::new(after, &Uuid::max()).0.to_vec());
-        let mut terms = Vec::new();
-        let mut groups = Vec::new();
-        for (group, (facet, values)) in query.facets.iter().enumerate() {
-            for value in values {
-                terms.push(facet_term(facet.tag(), value));
-                groups.push(group as i32);
-            }
-        }
+        let groups = query
+            .facets
+            .iter()
+            .map(|(facet, values)| {
+                values
+                    .iter()
+                    .map(|value| facet_term(facet.tag(), value))
+                    .collect()
+            })
+            .collect();
         Self {
             lower,
             upper,
-            terms,
             groups,
-            group_count: query.facets.len() as i64,
         }
     }
 
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.lower,
-            &self.upper,
-            &self.terms,
-            &self.groups,
-            &self.group_count,
-        ]
+    /// The statement: the position and, with `record`, the record.
+    fn sql(&self, limited: bool, record: bool) -> String {
+        use std::fmt::Write as _;
+        let mut sql = String::from(if record {
+            "SELECT list_position, record"
+        } else {
+            "SELECT list_position"
+        });
+        sql.push_str(
+            " FROM pressroom.releases
+             WHERE list_position IS NOT NULL AND list_position > $1
+               AND ($2::bytea IS NULL OR list_position <= $2)",
+        );
+        for n in 0..self.groups.len() {
+            let _ = write!(sql, " AND facets && ${}::text[]", n + 3);
+        }
+        sql.push_str(" ORDER BY list_position");
+        if limited {
+            let _ = write!(sql, " LIMIT ${}", self.groups.len() + 3);
+        }
+        sql
+    }
+
+    fn params<'a>(&'a self, limit: Option<&'a i64>) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+        let mut params: Vec<(&(dyn ToSql + Sync), Type)> =
+            vec![(&self.lower, Type::BYTEA), (&self.upper, Type::BYTEA)];
+        params.extend(
+            self.groups
+                .iter()
+                .map(|group| (group as &(dyn ToSql + Sync), Type::TEXT_ARRAY)),
+        );
+        if let Some(limit) = limit {
+            params.push((limit, Type::INT8));
+        }
+        params
+    }
+
+    /// Runs the query. Without facets it is one prepared statement; with
+    /// them it is planned for the values given (an unnamed statement, still
+    /// one round trip), since whether the GIN index or the list order is
+    /// the faster way depends on how common the values are — a generic
+    /// plan of a prepared statement would guess.
+    async fn query(
+        &self,
+        client: &deadpool_postgres::Object,
+        limit: Option<&i64>,
+        record: bool,
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let sql = self.sql(limit.is_some(), record);
+        let params = self.params(limit);
+        if self.groups.is_empty() {
+            let statement = client.prepare_cached(&sql).await?;
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+            client.query(&statement, &values).await
+        } else {
+            client.query_typed(&sql, &params).await
+        }
+    }
+
+    /// The positions of every match, streamed.
+    async fn stream(
+        &self,
+        client: &deadpool_postgres::Object,
+    ) -> Result<tokio_postgres::RowStream, tokio_postgres::Error> {
+        let sql = self.sql(false, false);
+        let params = self.params(None);
+        if self.groups.is_empty() {
+            let statement = client.prepare_cached(&sql).await?;
+            let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+            client.query_raw(&statement, values).await
+        } else {
+            client.query_typed_raw(&sql, params).await
+        }
     }
 }
 
 /// An error from the database as a store error: a lost or refused
 /// connection is [`StoreError::Unavailable`], anything else an engine error.
 pub(super) fn db_error(error: tokio_postgres::Error) -> StoreError {
-    let connection_lost = error.is_closed()
+    if connection_lost(&error) {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::engine(error)
+    }
+}
+
+/// Whether `error` says the connection or the server went away (what was
+/// in flight on it may or may not have been done), rather than that the
+/// database refused a statement.
+pub(super) fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    error.is_closed()
         || error.as_db_error().is_none()
         || error.code().is_some_and(|code| {
             let code = code.code();
             // 08: connection exception; 57P0x: shutdown, termination.
             code.starts_with("08") || code.starts_with("57P")
-        });
-    if connection_lost {
-        StoreError::Unavailable(error.to_string())
-    } else {
-        StoreError::engine(error)
-    }
+        })
 }
 
 /// Turns a row of one table into the item a backup holds.

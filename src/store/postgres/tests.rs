@@ -888,3 +888,51 @@ async fn two_schedulers_overlapping_publish_each_embargo_once() -> TestResult {
     assert_eq!(a.embargoes_pending().await?, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_filter_reads_the_gin_index_and_a_broad_one_the_list_order() -> TestResult {
+    let cluster = start_cluster();
+    let url = database(&cluster, "plans").await?;
+    let store = open(&url).await?;
+    // 3,000 releases in "tech", 3 of them in "rare" as well.
+    let changes: Vec<Change> = (0..3_000)
+        .map(|i| {
+            let id = Uuid::new_v4();
+            let mut change = create(id, &format!("release {i}"));
+            if let Change::Create(new) = &mut change
+                && i % 1_000 == 0
+            {
+                new.release.channels.push("rare".into());
+            }
+            change
+        })
+        .collect();
+    store.commit(&changes, None).await?;
+    // What autovacuum does after a bulk load: the planner's statistics.
+    cluster
+        .connect("plans")
+        .await?
+        .batch_execute("ANALYZE")
+        .await?;
+    let channel = |value: &str| ListQuery {
+        facets: vec![(
+            crate::store::Facet::Channel,
+            vec![crate::store::Facet::Channel.normalize(value)],
+        )],
+        ..Default::default()
+    };
+
+    let narrow = store.explain_list(&channel("rare"), 51).await?.join("\n");
+    assert!(
+        narrow.contains("releases_by_facet"),
+        "a rare value reads the GIN index:\n{narrow}"
+    );
+    let broad = store.explain_list(&channel("tech"), 51).await?.join("\n");
+    assert!(
+        broad.contains("releases_by_position") && !broad.contains("releases_by_facet"),
+        "a value most releases have walks the list order:\n{broad}"
+    );
+    assert_eq!(store.list(&channel("rare"), None, 50).await?.len(), 3);
+    assert_eq!(store.list(&channel("tech"), None, 50).await?.len(), 50);
+    Ok(())
+}
