@@ -81,11 +81,13 @@ pub(crate) type StreamItem = Result<StreamSubscriptionResponse, DomainError>;
 
 /// What streams and the service ask of a dispatcher.
 pub(crate) enum Command {
-    /// A stream opened.
+    /// A stream opened; refused if `limit` streams are open already.
     Attach {
         stream: u64,
         sender: mpsc::Sender<StreamItem>,
         max: usize,
+        limit: usize,
+        reply: oneshot::Sender<Result<(), DomainError>>,
     },
     /// A stream's acks and nacks (and maybe a new limit).
     Requests {
@@ -604,7 +606,17 @@ impl Dispatcher {
                 stream,
                 sender,
                 max,
+                limit,
+                reply,
             } => {
+                if self.streams.len() >= limit {
+                    let _ = reply.send(Err(DomainError::ResourceExhausted(format!(
+                        "{} has reached its limit of {limit} open streams",
+                        crate::domain::subscription::name(&self.id)
+                    ))));
+                    return;
+                }
+                let _ = reply.send(Ok(()));
                 self.streams.insert(
                     stream,
                     Stream {
