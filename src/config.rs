@@ -76,6 +76,20 @@ pub struct ServeConfig {
     #[arg(long, env = "PRESSROOM_MAX_WATCHERS_PER_KEY", default_value_t = 1_000)]
     pub max_watchers_per_key: usize,
 
+    /// Most subscriptions kept; creating one more is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "PRESSROOM_MAX_SUBSCRIPTIONS", default_value_t = 1_000)]
+    pub max_subscriptions: usize,
+
+    /// Most StreamSubscription streams open at once on one subscription;
+    /// one more is refused with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "PRESSROOM_MAX_SUBSCRIPTION_STREAMS",
+        default_value_t = 1_000
+    )]
+    pub max_subscription_streams: usize,
+
     /// API keys file: one `<name> <role> sha256:<hex>` per line (see
     /// `pressroom keys generate`). Reloaded on SIGHUP and when it changes.
     /// Without it authentication is off, which is allowed only on a loopback
@@ -335,6 +349,14 @@ impl ServeConfig {
             (
                 "--max-watchers-per-key (PRESSROOM_MAX_WATCHERS_PER_KEY)",
                 self.max_watchers_per_key,
+            ),
+            (
+                "--max-subscriptions (PRESSROOM_MAX_SUBSCRIPTIONS)",
+                self.max_subscriptions,
+            ),
+            (
+                "--max-subscription-streams (PRESSROOM_MAX_SUBSCRIPTION_STREAMS)",
+                self.max_subscription_streams,
             ),
             (
                 "--max-streams-per-connection (PRESSROOM_MAX_STREAMS_PER_CONNECTION)",

@@ -72,7 +72,12 @@ const BATCH: usize = 100;
 const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
-    let backlog = if plan.quick { 10_000 } else { 30_000 };
+    // `PRESSROOM_BENCH_SUBSCRIBE_EVENTS` sets another backlog (a smaller
+    // one for a profiler).
+    let backlog = std::env::var("PRESSROOM_BENCH_SUBSCRIBE_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if plan.quick { 10_000 } else { 30_000 });
     let rate = 200.0;
     let phase = if plan.quick {
         Duration::from_secs(4)
@@ -108,6 +113,9 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
     // The search indexer takes in a bulk load at its own pace: wait for it,
     // so that it does not share the cores with the drains.
     crate::corpus::searchable_after(&mut client, backlog).await?;
+    if std::env::var("PRESSROOM_BENCH_SUBSCRIBE_PROFILE").is_ok_and(|v| v == "1") {
+        return profile_drains(&server, backlog).await;
+    }
     let nats = Nats::start().await?;
     let js = jetstream::new(async_nats::connect(&nats.url).await?);
     for (name, subject) in [("BACKLOG", "backlog"), ("LIVE", "live")] {
@@ -200,6 +208,30 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
         );
     }
     server.stop().await?;
+    Ok(())
+}
+
+/// `PRESSROOM_BENCH_SUBSCRIBE_PROFILE=1`: the Pressroom drains alone (no
+/// JetStream, no live phase), for a profiler that is switched on when
+/// "drains start" is printed (e.g. `callgrind_control -i on` with
+/// `--instr-atstart=no`; the run waits 3 s after printing it) and off at
+/// "drains end".
+async fn profile_drains(server: &Server, backlog: usize) -> BenchResult<()> {
+    println!("   drains start");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for consumers in CONSUMERS {
+        let cpu_before = cpu_time();
+        let took = drain_pressroom(server.addr, consumers, backlog).await?;
+        let cpu = cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+        println!(
+            "   drain, {consumers:>2} consumer(s): pressroom {:>9} events/s ({:.2} s, {:.1} µs CPU/event)",
+            thousands(per_second(backlog, took)),
+            took.as_secs_f64(),
+            cpu.map_or(0.0, |cpu| cpu.as_secs_f64() * 1e6 / backlog as f64)
+        );
+    }
+    println!("   drains end");
+    tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(())
 }
 

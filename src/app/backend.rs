@@ -138,6 +138,8 @@ impl Backend {
                 buffer: config.watch_buffer,
                 max_watchers: config.max_watchers,
                 max_watchers_per_key: config.max_watchers_per_key,
+                max_subscriptions: config.max_subscriptions,
+                max_subscription_streams: config.max_subscription_streams,
             },
             draining.clone(),
             watchers.clone(),

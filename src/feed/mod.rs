@@ -58,6 +58,10 @@ pub struct FeedSettings {
     pub max_watchers: usize,
     /// Most streams open at once for one API key.
     pub max_watchers_per_key: usize,
+    /// Most subscriptions kept.
+    pub max_subscriptions: usize,
+    /// Most streams open at once on one subscription.
+    pub max_subscription_streams: usize,
 }
 
 /// Longest a stream's start waits for this replica's head to reach the

@@ -139,3 +139,79 @@ async fn watcher_limits_hold_per_server_and_per_key() -> TestResult {
         .await?;
     Ok(())
 }
+
+/// Subscriptions: at most `--max-subscriptions` kept and
+/// `--max-subscription-streams` streams open on one; beyond, RESOURCE_EXHAUSTED,
+/// and room comes back when one is deleted or a stream closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_and_their_streams_are_limited() -> TestResult {
+    use pressroom::proto::v1::{
+        CreateSubscriptionRequest, DeleteSubscriptionRequest, StreamSubscriptionRequest,
+        Subscription, subscription_service_client::SubscriptionServiceClient,
+    };
+    let server = TestServer::start_on_sled_with(&[
+        "--max-subscriptions",
+        "2",
+        "--max-subscription-streams",
+        "1",
+    ])
+    .await;
+    let mut client = SubscriptionServiceClient::new(server.channel().await);
+    let new = |id: &str| CreateSubscriptionRequest {
+        subscription_id: id.into(),
+        subscription: Some(Subscription::default()),
+    };
+    client.create_subscription(new("one")).await?;
+    client.create_subscription(new("two")).await?;
+    let refused = client
+        .create_subscription(new("three"))
+        .await
+        .err()
+        .ok_or("a third subscription was created")?;
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    client
+        .delete_subscription(DeleteSubscriptionRequest {
+            name: "subscriptions/two".into(),
+        })
+        .await?;
+    client.create_subscription(new("three")).await?;
+
+    let open = |client: &mut SubscriptionServiceClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            let (requests, receiver) = tokio::sync::mpsc::channel(4);
+            let _ = requests
+                .send(StreamSubscriptionRequest {
+                    subscription: "subscriptions/one".into(),
+                    max_outstanding_events: 10,
+                    ..Default::default()
+                })
+                .await;
+            let stream = client
+                .stream_subscription(ReceiverStream::new(receiver))
+                .await?
+                .into_inner();
+            Ok::<_, tonic::Status>((requests, stream))
+        }
+    };
+    let first = open(&mut client).await?;
+    let refused = open(&mut client)
+        .await
+        .err()
+        .ok_or("a second stream was opened")?;
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // Closed, the first stream makes room (the server notices at once or
+    // within its one-second tick).
+    drop(first);
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        match open(&mut client).await {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => return Err(format!("no room after a stream closed: {status:?}").into()),
+        }
+    }
+    Ok(())
+}

@@ -14,11 +14,13 @@
 //! made durable and then go in one commit (group commit); an ack is
 //! confirmed to its stream only once the commit holding it has returned
 //! (with the stream's next events, or alone).
-//! One commit is in flight at a time, so commits land in order. Delivery
-//! counts ride along with the next commit (or the next tick, within a
-//! second): a crash in that second loses those counts, so such an event's
-//! next delivery attempt is numbered as if those deliveries had not been
-//! made (it is still delivered again).
+//! One commit is in flight at a time, so commits land in order. A delivery
+//! count is committed by the first tick's commit (once a second) that finds
+//! its event still unacknowledged a tick after the delivery: a crash within
+//! those one to two seconds loses it, so such an event's next delivery
+//! attempt is numbered as if that delivery had not been made (it is still
+//! delivered again). Events acked within a second never cost a write for
+//! their count.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
@@ -63,17 +65,29 @@ const MAX_WINDOW: usize = 20_000;
 /// How often metrics are refreshed and a position that moved past
 /// unselected entries only is committed.
 const TICK: Duration = Duration::from_secs(1);
+/// Most events in one message to a stream: a stream's share goes out in a
+/// few messages, so its consumer starts on the first while the server
+/// encodes the next.
+const EVENTS_PER_MESSAGE: usize = 50;
+/// How long confirmations wait for events to ride with before they go in
+/// a message of their own: with many streams, a message per stream per
+/// commit would otherwise outnumber the events' own messages.
+const CONFIRM_DELAY: Duration = Duration::from_millis(5);
+/// Most queued commands taken in before the next dispatch round.
+const COMMAND_BATCH: usize = 256;
 
 /// One message to a stream, or the error that ends it.
 pub(crate) type StreamItem = Result<StreamSubscriptionResponse, DomainError>;
 
 /// What streams and the service ask of a dispatcher.
 pub(crate) enum Command {
-    /// A stream opened.
+    /// A stream opened; refused if `limit` streams are open already.
     Attach {
         stream: u64,
         sender: mpsc::Sender<StreamItem>,
         max: usize,
+        limit: usize,
+        reply: oneshot::Sender<Result<(), DomainError>>,
     },
     /// A stream's acks and nacks (and maybe a new limit).
     Requests {
@@ -160,12 +174,24 @@ struct Stream {
     /// Its acks that are on disk and not yet confirmed to it: they go with
     /// its next events, or alone if none are due.
     confirmations: Vec<String>,
+    /// When the oldest of `confirmations` goes alone if no events took it.
+    confirm_by: Option<Instant>,
 }
 
 impl Stream {
     fn room(&self) -> usize {
         self.max.saturating_sub(self.in_hand.len())
     }
+}
+
+/// Which delivery counts a commit takes.
+#[derive(Clone, Copy)]
+enum Counts {
+    None,
+    /// Those made before the last tick (a tick's commit).
+    Aged,
+    /// All of them (shutting down).
+    All,
 }
 
 /// Work to do once the next commit is durable (or has failed).
@@ -203,9 +229,14 @@ pub(crate) struct Dispatcher {
     deadlines: BTreeSet<(Instant, Key)>,
     streams: HashMap<u64, Stream>,
     dead_letters: BTreeMap<u64, StoredDeadLetter>,
-    /// State changes not committed yet: explicit ones, then event states.
+    /// State changes not committed yet: explicit ones, then acks after the
+    /// position (committed with the next commit).
     changes: Vec<SubscriptionChange>,
     dirty: BTreeMap<u64, EventState>,
+    /// Delivery counts not committed yet, made since the last tick, and
+    /// those made before it (which the next tick commits).
+    counts: BTreeMap<u64, u32>,
+    aged: BTreeMap<u64, u32>,
     committed_position: u64,
     /// Acks taken (stream, ack id) since the last commit started, and those
     /// of the commit in flight: confirmed once it has returned.
@@ -251,6 +282,8 @@ impl Dispatcher {
             dead_letters: BTreeMap::new(),
             changes: Vec::new(),
             dirty: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            aged: BTreeMap::new(),
             committed_position: state.position,
             acks_to_commit: Vec::new(),
             acks_committing: Vec::new(),
@@ -297,9 +330,23 @@ impl Dispatcher {
             }
             self.commit();
             let next_deadline = self.deadlines.first().map(|(at, _)| *at);
+            let next_confirmation = self.next_confirmation();
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle(command).await,
+                    Some(command) => {
+                        self.handle(command).await;
+                        // What else is queued goes in before the next
+                        // dispatch: one round for many streams' acks.
+                        for _ in 0..COMMAND_BATCH {
+                            if self.deleted {
+                                break;
+                            }
+                            match self.commands.try_recv() {
+                                Ok(command) => self.handle(command).await,
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 changed = head.changed(), if self.has_room() && self.reading.is_none() => {
@@ -315,6 +362,7 @@ impl Dispatcher {
                     }
                 },
                 () = sleep_until(next_deadline) => self.expire(),
+                () = sleep_until(next_confirmation) => {}
                 done = commit_done(&mut self.committing) => {
                     if let Err(error) = self.committed(done) {
                         self.fail(&error).await;
@@ -331,11 +379,11 @@ impl Dispatcher {
                 return Ended::Finished;
             }
             self.dispatch().await;
-            self.confirm();
+            self.confirm(false);
         }
         // Shutting down: what was acknowledged is committed first.
         self.finish_commits().await;
-        self.confirm();
+        self.confirm(true);
         let message = if self.shared.stop.is_cancelled() {
             "the server is shutting down; open the stream again (unacknowledged events are delivered again)"
         } else {
@@ -472,33 +520,46 @@ impl Dispatcher {
                     .increment(1);
             }
             if let Key::Event(seq) = key {
-                self.dirty.insert(
-                    seq,
-                    EventState {
-                        acked: false,
-                        deliveries: attempt,
-                    },
-                );
+                self.counts.insert(seq, attempt);
+                self.aged.remove(&seq);
             }
             self.deadlines.insert((deadline, key));
             if let Some(s) = self.streams.get_mut(&stream) {
                 s.held.insert(key);
                 s.in_hand.insert(received.ack_id.clone());
             }
-            batches.entry(stream).or_default().push(received);
-        }
-        for (stream, received_events) in batches {
-            let sent = self.streams.get_mut(&stream).map(|s| {
-                s.sender.try_send(Ok(StreamSubscriptionResponse {
-                    received_events,
-                    acknowledged_ids: std::mem::take(&mut s.confirmations),
-                }))
-            });
-            if !matches!(sent, Some(Ok(()))) {
-                // Room was checked first, so the stream is gone.
-                self.gone(stream);
+            let batch = batches.entry(stream).or_default();
+            batch.push(received);
+            if batch.len() >= EVENTS_PER_MESSAGE {
+                let full = std::mem::take(batch);
+                if !self.send_events(stream, full) {
+                    open.retain(|(id, _)| *id != stream);
+                }
             }
         }
+        for (stream, received_events) in batches {
+            if !received_events.is_empty() {
+                self.send_events(stream, received_events);
+            }
+        }
+    }
+
+    /// Sends events to a stream, with the confirmations waiting for it;
+    /// whether the stream took them (else it is gone).
+    fn send_events(&mut self, stream: u64, received_events: Vec<ReceivedEvent>) -> bool {
+        let sent = self.streams.get_mut(&stream).map(|s| {
+            s.confirm_by = None;
+            s.sender.try_send(Ok(StreamSubscriptionResponse {
+                received_events,
+                acknowledged_ids: std::mem::take(&mut s.confirmations),
+            }))
+        });
+        if matches!(sent, Some(Ok(()))) {
+            return true;
+        }
+        // Room was checked first, so the stream is gone.
+        self.gone(stream);
+        false
     }
 
     /// The event to send for a slot: the one read, on its first delivery;
@@ -545,7 +606,17 @@ impl Dispatcher {
                 stream,
                 sender,
                 max,
+                limit,
+                reply,
             } => {
+                if self.streams.len() >= limit {
+                    let _ = reply.send(Err(DomainError::ResourceExhausted(format!(
+                        "{} has reached its limit of {limit} open streams",
+                        crate::domain::subscription::name(&self.id)
+                    ))));
+                    return;
+                }
+                let _ = reply.send(Ok(()));
                 self.streams.insert(
                     stream,
                     Stream {
@@ -554,6 +625,7 @@ impl Dispatcher {
                         held: HashSet::new(),
                         in_hand: HashSet::new(),
                         confirmations: Vec::new(),
+                        confirm_by: None,
                     },
                 );
             }
@@ -645,6 +717,8 @@ impl Dispatcher {
                 } else {
                     self.dirty.remove(&seq);
                 }
+                self.counts.remove(&seq);
+                self.aged.remove(&seq);
             }
             Key::Replay(seq) => {
                 self.dead_letters.remove(&seq);
@@ -721,6 +795,8 @@ impl Dispatcher {
             Key::Event(seq) | Key::Replay(seq) => seq,
         };
         self.dirty.remove(&seq);
+        self.counts.remove(&seq);
+        self.aged.remove(&seq);
         let letter = StoredDeadLetter {
             seq,
             release_id: slot.release.as_bytes().to_vec(),
@@ -777,6 +853,8 @@ impl Dispatcher {
         self.deadlines.clear();
         self.loaded.clear();
         self.dirty.clear();
+        self.counts.clear();
+        self.aged.clear();
         for stream in self.streams.values_mut() {
             stream.held.clear();
         }
@@ -894,20 +972,33 @@ impl Dispatcher {
     }
 
     /// Starts a commit of what changed, unless one is in flight. Delivery
-    /// counts alone wait for a commit that has to be made anyway (an ack,
-    /// a dead letter) or for the next tick: an event acked meanwhile needs
-    /// no count at all.
+    /// counts wait for the tick (see the module's doc): with many events in
+    /// flight, a commit per ack batch would otherwise write (and a later
+    /// advance remove) a count for each of them.
     fn commit(&mut self) {
-        self.commit_if(false);
+        self.commit_if(Counts::None);
     }
 
-    fn commit_if(&mut self, counts_too: bool) {
+    fn commit_if(&mut self, with: Counts) {
         if self.committing.is_some() {
             return;
         }
+        let counts = match with {
+            Counts::None => BTreeMap::new(),
+            Counts::Aged => {
+                let fresh = std::mem::take(&mut self.counts);
+                std::mem::replace(&mut self.aged, fresh)
+            }
+            Counts::All => {
+                let mut all = std::mem::take(&mut self.aged);
+                all.append(&mut self.counts);
+                all
+            }
+        };
         let position = self.position();
         let mut changes = std::mem::take(&mut self.changes);
-        if (counts_too && !self.dirty.is_empty())
+        if !counts.is_empty()
+            || !self.dirty.is_empty()
             || !self.after_commit.is_empty()
             || !self.acks_to_commit.is_empty()
             || !changes.is_empty()
@@ -924,6 +1015,16 @@ impl Dispatcher {
                     id: self.id.clone(),
                     seq,
                     state,
+                },
+            ));
+            changes.extend(counts.into_iter().filter(|(seq, _)| *seq > position).map(
+                |(seq, deliveries)| SubscriptionChange::Event {
+                    id: self.id.clone(),
+                    seq,
+                    state: EventState {
+                        acked: false,
+                        deliveries,
+                    },
                 },
             ));
         }
@@ -951,18 +1052,28 @@ impl Dispatcher {
             for (stream, id) in acks {
                 if let Some(s) = self.streams.get_mut(&stream) {
                     s.confirmations.push(id);
+                    s.confirm_by
+                        .get_or_insert_with(|| Instant::now() + CONFIRM_DELAY);
                 }
             }
         }
         result
     }
 
-    /// Sends the confirmations that no events took along.
-    fn confirm(&mut self) {
+    /// When the next confirmations are due to go alone.
+    fn next_confirmation(&self) -> Option<Instant> {
+        self.streams.values().filter_map(|s| s.confirm_by).min()
+    }
+
+    /// Sends the confirmations that no events took along within
+    /// [`CONFIRM_DELAY`] (all of them with `now`).
+    fn confirm(&mut self, now: bool) {
+        let due = Instant::now();
         for s in self.streams.values_mut() {
-            if s.confirmations.is_empty() {
+            if s.confirmations.is_empty() || !(now || s.confirm_by.is_some_and(|by| by <= due)) {
                 continue;
             }
+            s.confirm_by = None;
             // A stream that stopped reading misses its confirmations; its
             // acks are durable anyway.
             let _ = s.sender.try_send(Ok(StreamSubscriptionResponse {
@@ -987,7 +1098,7 @@ impl Dispatcher {
                     position: self.position(),
                 });
             }
-            self.commit_if(true);
+            self.commit_if(Counts::All);
             if self.committing.is_none() {
                 return;
             }
@@ -1012,7 +1123,7 @@ impl Dispatcher {
                 position: self.position(),
             });
         }
-        self.commit_if(true);
+        self.commit_if(Counts::Aged);
         let status = self.status();
         let label = self.id.clone();
         metrics::gauge!("pressroom_subscription_backlog", "subscription" => label.clone())

@@ -94,8 +94,16 @@ pub(super) async fn run(
             () = until_held(&mut lease) => {}
             command = commands.recv() => match command {
                 None => return,
-                Some(Command::Attach { stream, sender, max }) => {
-                    streams.push(Waiting { stream, sender, max });
+                Some(Command::Attach { stream, sender, max, limit, reply }) => {
+                    if streams.len() >= limit {
+                        let _ = reply.send(Err(DomainError::ResourceExhausted(format!(
+                            "{} has reached its limit of {limit} open streams",
+                            crate::domain::subscription::name(&id)
+                        ))));
+                    } else {
+                        let _ = reply.send(Ok(()));
+                        streams.push(Waiting { stream, sender, max });
+                    }
                 }
                 Some(Command::Requests { stream, max: Some(max), .. }) => {
                     for waiting in streams.iter_mut().filter(|w| w.stream == stream) {
@@ -193,11 +201,15 @@ async fn dispatch(
         max,
     } in streams
     {
+        // Taken in by the gate already, within the limit.
+        let (reply, _) = oneshot::channel();
         dispatcher
             .handle(Command::Attach {
                 stream,
                 sender,
                 max,
+                limit: usize::MAX,
+                reply,
             })
             .await;
     }

@@ -51,6 +51,9 @@ const COMMAND_DEPTH: usize = 1_024;
 #[derive(Default)]
 pub(super) struct Dispatchers {
     running: AsyncMutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// Held while a subscription is created, so that concurrent creates
+    /// cannot pass the limit together.
+    creating: AsyncMutex<()>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     next_stream: AtomicU64,
 }
@@ -101,6 +104,13 @@ impl Subscriptions {
             subscription: Some(subscription.clone()),
             start,
         };
+        let limit = self.shared.settings.max_subscriptions;
+        let _creating = self.shared.dispatchers.creating.lock().await;
+        if self.store().subscriptions("", limit).await?.len() >= limit {
+            return Err(DomainError::ResourceExhausted(format!(
+                "the server has reached its limit of {limit} subscriptions; delete one first"
+            )));
+        }
         let created = self.store().create_subscription(&record, start).await?;
         if !created {
             return Err(DomainError::AlreadyExists {
@@ -324,14 +334,18 @@ impl Subscriptions {
             .fetch_add(1, Ordering::Relaxed);
         // Room for every event it may hold plus as many confirmations.
         let (sender, receiver) = mpsc::channel(2 * max + 16);
+        let (reply, attached) = oneshot::channel();
         commands
             .send(Command::Attach {
                 stream,
                 sender,
                 max,
+                limit: self.shared.settings.max_subscription_streams,
+                reply,
             })
             .await
             .map_err(|_| gone())?;
+        attached.await.map_err(|_| gone())??;
         let first_acks = Command::Requests {
             stream,
             acks: first.ack_ids,

@@ -17,6 +17,7 @@
 //! | `s`    | provider, `0`, item id                | checksummed source claim  |
 //! | `u`    | subscription id                       | checksummed definition    |
 //! | `v`    | subscription id, `0`, `p`             | checksummed position      |
+//! | `v`    | subscription id, `0`, `a`             | checksummed acked runs    |
 //! | `v`    | subscription id, `0`, `e`, seq (8)    | checksummed event state   |
 //! | `v`    | subscription id, `0`, `d`, seq (8)    | checksummed dead letter   |
 //!
@@ -61,6 +62,14 @@ pub(crate) fn subscription_state_prefix(id: &str) -> Vec<u8> {
 pub(crate) fn subscription_position_key(id: &str) -> Vec<u8> {
     let mut out = subscription_state_prefix(id);
     out.push(b'p');
+    out
+}
+
+/// The events after a subscription's position that are acknowledged, as
+/// runs of sequence numbers (one value, rewritten by each commit of acks).
+pub(crate) fn subscription_acked_key(id: &str) -> Vec<u8> {
+    let mut out = subscription_state_prefix(id);
+    out.push(b'a');
     out
 }
 
