@@ -31,6 +31,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // mapping, so that every message has it (pbjson below).
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors.clone())?;
+    // The server side of the subscription stream again, with its response
+    // as `crate::proto::wire`'s twin: the same message on the wire, whose
+    // press release is the stored bytes copied, never decoded and encoded
+    // again. Every other type is the one generated above.
+    let wire = out_dir.join("wire");
+    fs::create_dir_all(&wire)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&wire)
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .extern_path(".pressroom.v1", "crate::proto::v1")
+        .extern_path(
+            ".pressroom.v1.StreamSubscriptionResponse",
+            "crate::proto::wire::StreamSubscriptionResponse",
+        )
         .compile_fds(descriptors)?;
     pbjson_build::Builder::new()
         .register_descriptors(&encoded)?

@@ -10,13 +10,19 @@ use super::{caller, record_name};
 use crate::{
     domain::DomainError,
     feed::Subscriptions,
-    proto::v1::{
-        CreateSubscriptionRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
-        ListDeadLettersRequest, ListDeadLettersResponse, ListSubscriptionsRequest,
-        ListSubscriptionsResponse, ReplayDeadLettersRequest, ReplayDeadLettersResponse,
-        SeekSubscriptionRequest, StreamSubscriptionRequest, StreamSubscriptionResponse,
-        Subscription,
-        subscription_service_server::{SubscriptionService, SubscriptionServiceServer},
+    proto::{
+        v1::{
+            CreateSubscriptionRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
+            ListDeadLettersRequest, ListDeadLettersResponse, ListSubscriptionsRequest,
+            ListSubscriptionsResponse, ReplayDeadLettersRequest, ReplayDeadLettersResponse,
+            SeekSubscriptionRequest, StreamSubscriptionRequest, Subscription,
+        },
+        // The server sending the response's twin (stored bytes passed
+        // through); the same service on the wire.
+        wire::{
+            StreamSubscriptionResponse,
+            server::subscription_service_server::{SubscriptionService, SubscriptionServiceServer},
+        },
     },
 };
 

@@ -22,10 +22,10 @@ use std::{collections::HashSet, sync::Arc};
 
 use uuid::Uuid;
 
-use super::{queries::QueryGroup, tail::TailEntry};
+use super::{Shared, queries::QueryGroup, tail::TailEntry};
 use crate::{
     proto::v1::{EventType, Highlight, PressRelease, PressReleaseEvent, press_release::State},
-    store::{ChangeKind, ListQuery, LogEntry, StoreError, facet_hash},
+    store::{ChangeKind, EncodedRelease, ListQuery, LogEntry, StoreError, facet_hash},
 };
 
 /// Where a stream reads entries and records: the recent tail, else the
@@ -217,6 +217,42 @@ impl Selection {
             }
             _ => group.highlights(&version.release),
         }
+    }
+
+    /// Whether [`Selection::encoded_event_for`] can decide for this
+    /// selection: it takes everything (no filter, no query), so the state
+    /// of a release is all it needs to know of it.
+    pub(super) fn takes_everything(&self) -> bool {
+        self.is_everything()
+    }
+
+    /// [`Selection::event_for`] for a selection that takes everything,
+    /// reading the release as its encoded bytes (only state and revision
+    /// decoded), to be passed on as they are.
+    pub(super) async fn encoded_event_for(
+        &self,
+        shared: &Shared,
+        start: u64,
+        entry: &LogEntry,
+    ) -> Result<Option<(EventType, EncodedRelease)>, StoreError> {
+        debug_assert!(self.is_everything());
+        let Some(version) = shared.current_encoded(entry).await? else {
+            return Ok(None);
+        };
+        let kind = match version.state() {
+            State::Published => match entry.change_kind() {
+                ChangeKind::Created => EventType::Created,
+                ChangeKind::Published => EventType::Published,
+                _ => EventType::Updated,
+            },
+            // Everything published matches, so only a withdrawal is a
+            // removal, due if the consumer may hold the release.
+            State::Withdrawn if self.may_be_held(shared, start, entry).await? => {
+                EventType::Withdrawn
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some((kind, version)))
     }
 
     fn is_everything(&self) -> bool {

@@ -23,7 +23,7 @@ use crate::{
         EventType, PressReleaseEvent, Progress, WatchPressReleasesResponse,
         watch_press_releases_response::Kind,
     },
-    store::{LogEntry, StoreError},
+    store::{EncodedRelease, LogEntry, StoreError},
     telemetry,
 };
 
@@ -401,5 +401,43 @@ impl Source for Shared {
         Ok(release
             .filter(|release| release.revision == entry.revision)
             .map(|release| Version { release, recent }))
+    }
+}
+
+impl Shared {
+    /// Like [`Source::current`], the release as its encoded bytes (as the
+    /// store keeps them; the tail's decoded copy is encoded).
+    pub(super) async fn current_encoded(
+        &self,
+        entry: &LogEntry,
+    ) -> Result<Option<EncodedRelease>, StoreError> {
+        let Ok(id) = Uuid::from_slice(&entry.release_id) else {
+            return Err(StoreError::Corrupt {
+                key: format!("log entry {}", entry.seq),
+            });
+        };
+        if self
+            .tail
+            .latest(&id)
+            .is_some_and(|latest| latest > entry.seq)
+        {
+            return Ok(None);
+        }
+        // As in `current`: the tail's copy only while the tail is complete.
+        let tail_is_complete = *self.tail_head.borrow() >= *self.durable_head.borrow();
+        let recent = self
+            .tail
+            .entry(entry.seq)
+            .filter(|recent| recent.entry.release_id == entry.release_id)
+            .and_then(|recent| recent.release.clone());
+        let release = match recent {
+            Some(release) if tail_is_complete => Some(EncodedRelease {
+                state: release.state,
+                revision: release.revision,
+                bytes: prost::Message::encode_to_vec(release.as_ref()).into(),
+            }),
+            _ => self.store.get_encoded(&id).await?,
+        };
+        Ok(release.filter(|release| release.revision == entry.revision))
     }
 }

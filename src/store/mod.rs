@@ -212,6 +212,24 @@ impl ListQuery {
     }
 }
 
+/// A press release as stored, encoded (see [`Store::get_encoded`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedRelease {
+    /// Its `state` (a `press_release::State`).
+    pub state: i32,
+    /// Its `revision`.
+    pub revision: i64,
+    /// The encoded `PressRelease`.
+    pub bytes: bytes::Bytes,
+}
+
+impl EncodedRelease {
+    /// Its state.
+    pub fn state(&self) -> crate::proto::v1::press_release::State {
+        crate::proto::v1::press_release::State::try_from(self.state).unwrap_or_default()
+    }
+}
+
 /// A future a [`Store`] hands back that borrows nothing: it can be held
 /// while other work goes on (the writer holds a sync while it applies the
 /// next batch).
@@ -281,6 +299,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current record of a release, withdrawn ones included.
     async fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError>;
+
+    /// Like [`Store::get`], the record as its encoded bytes with the few
+    /// fields a stream selects on, for readers that pass it on unchanged.
+    /// An engine that keeps the encoded record overrides this default
+    /// (which encodes what `get` decoded).
+    async fn get_encoded(&self, id: &Uuid) -> Result<Option<EncodedRelease>, StoreError> {
+        Ok(self.get(id).await?.map(|release| EncodedRelease {
+            state: release.state,
+            revision: release.revision,
+            bytes: prost::Message::encode_to_vec(&release).into(),
+        }))
+    }
 
     /// Published releases matching `query`, in list order, starting after
     /// `after`, at most `limit` of them.

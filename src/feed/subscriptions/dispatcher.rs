@@ -44,10 +44,9 @@ use crate::{
     domain::DomainError,
     proto::{
         self,
-        v1::{
-            EventType, PressReleaseEvent, ReceivedEvent, StreamSubscriptionResponse,
-            press_release::State,
-        },
+        v1::{EventType, press_release::State},
+        // Events go out with their releases as stored bytes.
+        wire::{PressReleaseEvent, ReceivedEvent, StreamSubscriptionResponse},
     },
     store::{
         EventState, LogEntry, StoreError, StoredDeadLetter, SubscriptionChange, SubscriptionRecord,
@@ -577,7 +576,7 @@ impl Dispatcher {
             slot.cursor.clone(),
             slot.commit_time,
         );
-        let press_release = self.shared.store.get(&release).await?;
+        let press_release = self.shared.store.get_encoded(&release).await?;
         let kind = match &press_release {
             Some(r) if r.state() == State::Withdrawn => EventType::Withdrawn as i32,
             _ => kind,
@@ -585,7 +584,7 @@ impl Dispatcher {
         Ok(Some(PressReleaseEvent {
             cursor,
             r#type: kind,
-            press_release,
+            press_release: press_release.map(|r| r.bytes),
             commit_time,
             highlights: Vec::new(),
         }))
@@ -913,7 +912,7 @@ impl Dispatcher {
         let Ok(id) = Uuid::from_slice(&letter.release_id) else {
             return false;
         };
-        let release = match self.shared.store.get(&id).await {
+        let release = match self.shared.store.get_encoded(&id).await {
             Ok(Some(release)) => release,
             Ok(None) => return false,
             Err(error) => {
@@ -933,7 +932,7 @@ impl Dispatcher {
             }
             .encode(),
             r#type: kind,
-            press_release: Some(release),
+            press_release: Some(release.bytes),
             commit_time: None,
             highlights: Vec::new(),
         };
@@ -1204,16 +1203,40 @@ async fn read_events(
         up_to: after,
         events: Vec::new(),
     };
+    // A selection of everything needs only a release's state: its stored
+    // bytes go out as they are, never decoded (nor encoded again).
+    let encoded = selection.takes_everything();
     for entry in entries {
         read.up_to = entry.seq;
-        let Some((kind, version)) = selection.event_for(shared, start, &entry, &indexed).await?
-        else {
-            continue;
-        };
         let Ok(release) = Uuid::from_slice(&entry.release_id) else {
             continue;
         };
-        let event = version.into_event(store_id, &entry, kind, Vec::new());
+        let event = if encoded {
+            let Some((kind, version)) = selection.encoded_event_for(shared, start, &entry).await?
+            else {
+                continue;
+            };
+            PressReleaseEvent {
+                cursor: Cursor {
+                    store_id,
+                    seq: entry.seq,
+                }
+                .encode(),
+                r#type: kind as i32,
+                press_release: Some(version.bytes),
+                commit_time: entry.commit_time,
+                highlights: Vec::new(),
+            }
+        } else {
+            let Some((kind, version)) =
+                selection.event_for(shared, start, &entry, &indexed).await?
+            else {
+                continue;
+            };
+            version
+                .into_event(store_id, &entry, kind, Vec::new())
+                .into()
+        };
         read.events.push((entry.seq, release, event));
     }
     Ok(read)

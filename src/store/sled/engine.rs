@@ -19,6 +19,7 @@ use std::{
     },
 };
 
+use prost::Message as _;
 use uuid::Uuid;
 
 use crate::{
@@ -27,8 +28,9 @@ use crate::{
         v1::{PressRelease, press_release::State},
     },
     store::{
-        BackupFile, BackupInfo, Change, ChangeResult, ListPosition, ListQuery, LogEntry, Store,
-        StoreError, StoreFuture, SubscriptionChange, SubscriptionRecord, SubscriptionState,
+        BackupFile, BackupInfo, Change, ChangeResult, EncodedRelease, ListPosition, ListQuery,
+        LogEntry, Store, StoreError, StoreFuture, SubscriptionChange, SubscriptionRecord,
+        SubscriptionState,
     },
 };
 
@@ -37,7 +39,10 @@ use super::{
     durability::{self, Durability},
     layout,
     plan::Plan,
-    record::{StoredRelease, corrupt, decode_count, open, open_message, seal, unwrap_record},
+    record::{
+        ReleaseHead, StoredEncoded, StoredRelease, corrupt, decode_count, open, open_message, seal,
+        unwrap_record,
+    },
     subscriptions,
     walk::walk,
 };
@@ -251,6 +256,30 @@ impl SledStore {
     /// See [`Store::get`].
     pub fn get(&self, id: &Uuid) -> Result<Option<PressRelease>, StoreError> {
         self.read_release(id)
+    }
+
+    /// See [`Store::get_encoded`]: the stored bytes, only the head decoded.
+    pub fn get_encoded(&self, id: &Uuid) -> Result<Option<EncodedRelease>, StoreError> {
+        let key = layout::release_key(id);
+        loop {
+            let Some(value) = self.db.get(&key).map_err(StoreError::engine)? else {
+                return Ok(None);
+            };
+            open(&key, &value)?;
+            // The value's own buffer, not a copy: the release is a slice of it.
+            let payload = bytes::Bytes::from_owner(value).slice(4..);
+            let stored = StoredEncoded::decode(payload).map_err(|_| corrupt(&key))?;
+            if stored.last_seq <= self.durability.head() {
+                let head =
+                    ReleaseHead::decode(stored.release.clone()).map_err(|_| corrupt(&key))?;
+                return Ok(Some(EncodedRelease {
+                    state: head.state,
+                    revision: head.revision,
+                    bytes: stored.release,
+                }));
+            }
+            self.wait_durable(stored.last_seq)?;
+        }
     }
 
     /// See [`Store::list`].
@@ -643,6 +672,10 @@ impl Store for Arc<SledStore> {
         SledStore::get(self, id)
     }
 
+    async fn get_encoded(&self, id: &Uuid) -> Result<Option<EncodedRelease>, StoreError> {
+        SledStore::get_encoded(self, id)
+    }
+
     async fn list(
         &self,
         query: &ListQuery,
@@ -803,6 +836,27 @@ mod tests {
         };
         conformance::run(&open);
         conformance::run_subscriptions(&open);
+    }
+
+    #[test]
+    fn an_encoded_record_is_the_record_and_its_head() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let id = Uuid::now_v7();
+        let store = SledStore::open(dir.path(), 16 << 20)?;
+        store.commit(
+            vec![conformance::create(id, "Pass me through", &["Tech"])],
+            Some(Timestamp::default()),
+        )?;
+        let record = store.get(&id)?.ok_or("no record")?;
+        let encoded = store.get_encoded(&id)?.ok_or("no encoded record")?;
+        assert_eq!(PressRelease::decode(encoded.bytes.clone())?, record);
+        assert_eq!(encoded.bytes, record.encode_to_vec());
+        assert_eq!(
+            (encoded.state, encoded.revision),
+            (record.state, record.revision)
+        );
+        assert_eq!(store.get_encoded(&Uuid::now_v7())?, None);
+        Ok(())
     }
 
     #[test]

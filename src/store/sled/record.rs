@@ -50,6 +50,25 @@ pub(crate) struct StoredRelease {
     pub last_seq: u64,
 }
 
+/// A `StoredRelease` with the release left encoded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct StoredEncoded {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub release: bytes::Bytes,
+    #[prost(uint64, tag = "2")]
+    pub last_seq: u64,
+}
+
+/// The fields of a `PressRelease` a stream selects on; decoding only them
+/// skips the rest unread (no UTF-8 checks, no allocations).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ReleaseHead {
+    #[prost(int32, tag = "19")]
+    pub state: i32,
+    #[prost(int64, tag = "22")]
+    pub revision: i64,
+}
+
 /// The value of a source-index entry: which release holds the
 /// `(provider, item_id)` pair, and a fingerprint of the content it was
 /// created with.
