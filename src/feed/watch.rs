@@ -374,6 +374,45 @@ impl Source for Shared {
     }
 
     async fn current(&self, entry: &LogEntry) -> Result<Option<Version>, StoreError> {
+        let Some(found) = self.in_tail(entry)? else {
+            return Ok(None);
+        };
+        let release = match found.usable_copy() {
+            Some(release) => Some(Arc::clone(release)),
+            None => self.store.get(&found.id).await?.map(Arc::new),
+        };
+        let recent = found.recent;
+        Ok(release
+            .filter(|release| release.revision == entry.revision)
+            .map(|release| Version { release, recent }))
+    }
+}
+
+impl Shared {
+    /// Like [`Source::current`], the release as its encoded bytes (as the
+    /// store keeps them; the tail's decoded copy is encoded).
+    pub(super) async fn current_encoded(
+        &self,
+        entry: &LogEntry,
+    ) -> Result<Option<EncodedRelease>, StoreError> {
+        let Some(found) = self.in_tail(entry)? else {
+            return Ok(None);
+        };
+        let release = match found.usable_copy() {
+            Some(release) => Some(EncodedRelease {
+                state: release.state,
+                revision: release.revision,
+                bytes: prost::Message::encode_to_vec(release.as_ref()).into(),
+            }),
+            None => self.store.get_encoded(&found.id).await?,
+        };
+        Ok(release.filter(|release| release.revision == entry.revision))
+    }
+
+    /// What the tail knows of a log entry's release, for [`Source::current`]
+    /// and [`Shared::current_encoded`]: `None` when the tail has seen a later
+    /// change of the release (a later entry speaks for it).
+    fn in_tail(&self, entry: &LogEntry) -> Result<Option<InTail>, StoreError> {
         let Ok(id) = Uuid::from_slice(&entry.release_id) else {
             return Err(StoreError::Corrupt {
                 key: format!("log entry {}", entry.seq),
@@ -389,55 +428,33 @@ impl Source for Shared {
         // The tail's copy will do only while the tail has seen every flushed
         // change; otherwise a later change it has not read yet may exist, and
         // the store says.
-        let tail_is_complete = *self.tail_head.borrow() >= *self.durable_head.borrow();
+        let complete = *self.tail_head.borrow() >= *self.durable_head.borrow();
         let recent = self
             .tail
             .entry(entry.seq)
             .filter(|recent| recent.entry.release_id == entry.release_id);
-        let release = match recent.as_ref().and_then(|r| r.release.as_ref()) {
-            Some(release) if tail_is_complete => Some(Arc::clone(release)),
-            _ => self.store.get(&id).await?.map(Arc::new),
-        };
-        Ok(release
-            .filter(|release| release.revision == entry.revision)
-            .map(|release| Version { release, recent }))
+        Ok(Some(InTail {
+            id,
+            recent,
+            complete,
+        }))
     }
 }
 
-impl Shared {
-    /// Like [`Source::current`], the release as its encoded bytes (as the
-    /// store keeps them; the tail's decoded copy is encoded).
-    pub(super) async fn current_encoded(
-        &self,
-        entry: &LogEntry,
-    ) -> Result<Option<EncodedRelease>, StoreError> {
-        let Ok(id) = Uuid::from_slice(&entry.release_id) else {
-            return Err(StoreError::Corrupt {
-                key: format!("log entry {}", entry.seq),
-            });
-        };
-        if self
-            .tail
-            .latest(&id)
-            .is_some_and(|latest| latest > entry.seq)
-        {
-            return Ok(None);
-        }
-        // As in `current`: the tail's copy only while the tail is complete.
-        let tail_is_complete = *self.tail_head.borrow() >= *self.durable_head.borrow();
-        let recent = self
-            .tail
-            .entry(entry.seq)
-            .filter(|recent| recent.entry.release_id == entry.release_id)
-            .and_then(|recent| recent.release.clone());
-        let release = match recent {
-            Some(release) if tail_is_complete => Some(EncodedRelease {
-                state: release.state,
-                revision: release.revision,
-                bytes: prost::Message::encode_to_vec(release.as_ref()).into(),
-            }),
-            _ => self.store.get_encoded(&id).await?,
-        };
-        Ok(release.filter(|release| release.revision == entry.revision))
+/// A log entry's release as the tail knows it.
+struct InTail {
+    id: Uuid,
+    recent: Option<Arc<TailEntry>>,
+    /// The tail had read every durable change when asked.
+    complete: bool,
+}
+
+impl InTail {
+    /// The tail's copy of the release, if it may stand for the store's.
+    fn usable_copy(&self) -> Option<&Arc<crate::proto::v1::PressRelease>> {
+        self.recent
+            .as_ref()
+            .and_then(|recent| recent.release.as_ref())
+            .filter(|_| self.complete)
     }
 }
