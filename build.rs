@@ -13,6 +13,9 @@ const PROTOS: &[&str] = &[
     "pressroom/v1/subscription_service.proto",
 ];
 
+/// The codec of every generated server and client (`src/proto/codec.rs`).
+const CODEC: &str = "crate::proto::codec::Codec";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
@@ -31,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // mapping, so that every message has it (pbjson below).
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        .codec_path(CODEC)
         .compile_fds(descriptors.clone())?;
     // The server side of the subscription stream again, with its response
     // as `crate::proto::wire`'s twin: the same message on the wire, whose
@@ -42,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .out_dir(&wire)
+        .codec_path(CODEC)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .extern_path(".pressroom.v1", "crate::proto::v1")

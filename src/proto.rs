@@ -2,6 +2,8 @@
 //! prost messages (which are also the records kept on disk), the tonic server
 //! and client, and the encoded descriptor set that server reflection serves.
 
+pub mod codec;
+
 /// Package `pressroom.v1`, with the proto3 JSON mapping (serde) of every
 /// message.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
