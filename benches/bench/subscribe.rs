@@ -217,9 +217,16 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
 /// `--instr-atstart=no`; the run waits 3 s after printing it) and off at
 /// "drains end".
 async fn profile_drains(server: &Server, backlog: usize) -> BenchResult<()> {
+    // `PRESSROOM_BENCH_SUBSCRIBE_CONSUMERS=16` profiles that many alone.
+    let only: Option<usize> = std::env::var("PRESSROOM_BENCH_SUBSCRIBE_CONSUMERS")
+        .ok()
+        .and_then(|n| n.parse().ok());
     println!("   drains start");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for consumers in CONSUMERS {
+    for consumers in CONSUMERS
+        .into_iter()
+        .filter(|n| only.is_none_or(|only| only == *n))
+    {
         let cpu_before = cpu_time();
         let took = drain_pressroom(server.addr, consumers, backlog).await?;
         let cpu = cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));

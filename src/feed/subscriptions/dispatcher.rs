@@ -227,6 +227,8 @@ pub(crate) struct Dispatcher {
     by_release: HashMap<Uuid, VecDeque<u64>>,
     deadlines: BTreeSet<(Instant, Key)>,
     streams: HashMap<u64, Stream>,
+    /// The stream the last event went to: the next round starts after it.
+    last_served: u64,
     dead_letters: BTreeMap<u64, StoredDeadLetter>,
     /// State changes not committed yet: explicit ones, then acks after the
     /// position (committed with the next commit).
@@ -278,6 +280,7 @@ impl Dispatcher {
             by_release: HashMap::new(),
             deadlines: BTreeSet::new(),
             streams: HashMap::new(),
+            last_served: 0,
             dead_letters: BTreeMap::new(),
             changes: Vec::new(),
             dirty: BTreeMap::new(),
@@ -462,7 +465,11 @@ impl Dispatcher {
         self.loaded = self.loaded.split_off(&(self.read + 1));
     }
 
-    /// Hands ready events to the streams with room, in turn.
+    /// Hands ready events to the streams with room, in turn: each stream
+    /// takes up to a message's worth (or its room) before the next one's
+    /// turn, so that a read of a few hundred events goes out in full
+    /// messages rather than a few events to every stream; the stream after
+    /// the last one served goes first in the next round.
     async fn dispatch(&mut self) {
         if self.ready.is_empty() {
             return;
@@ -477,6 +484,11 @@ impl Dispatcher {
             return;
         }
         open.sort_unstable();
+        let first = open
+            .iter()
+            .position(|(id, _)| *id > self.last_served)
+            .unwrap_or(0);
+        open.rotate_left(first);
         let deadline = Instant::now() + self.ack_deadline;
         let mut batches: HashMap<u64, Vec<ReceivedEvent>> = HashMap::new();
         let mut turn = 0;
@@ -485,14 +497,7 @@ impl Dispatcher {
                 break;
             };
             turn %= open.len();
-            let (stream, free) = &mut open[turn];
-            let stream = *stream;
-            *free -= 1;
-            if *free == 0 {
-                open.remove(turn);
-            } else {
-                turn += 1;
-            }
+            let stream = open[turn].0;
             let epoch = self.epoch;
             let event = match self.event_to_send(key).await {
                 Ok(Some(event)) => event,
@@ -527,13 +532,21 @@ impl Dispatcher {
                 s.held.insert(key);
                 s.in_hand.insert(received.ack_id.clone());
             }
+            self.last_served = stream;
             let batch = batches.entry(stream).or_default();
             batch.push(received);
-            if batch.len() >= EVENTS_PER_MESSAGE {
-                let full = std::mem::take(batch);
-                if !self.send_events(stream, full) {
-                    open.retain(|(id, _)| *id != stream);
-                }
+            let full = batch.len() >= EVENTS_PER_MESSAGE;
+            let mut taken = true;
+            if full {
+                let events = std::mem::take(batch);
+                taken = self.send_events(stream, events);
+            }
+            let free = &mut open[turn].1;
+            *free -= 1;
+            if *free == 0 || !taken {
+                open.remove(turn);
+            } else if full {
+                turn += 1;
             }
         }
         for (stream, received_events) in batches {
