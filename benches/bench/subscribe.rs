@@ -140,6 +140,7 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
         watched.as_secs_f64()
     );
     let mut live_releases = live.into_iter();
+    let mut written = backlog;
     let nats_pid = nats.child.id().to_string();
     for consumers in CONSUMERS {
         // CPU per event (server and consumers; for JetStream, nats-server's
@@ -188,6 +189,11 @@ pub async fn run(plan: &Plan, summary: &mut Summary) -> BenchResult<()> {
             .collect();
         let ours = live_pressroom(&server, consumers, &batch, rate).await?;
         let theirs = live_jetstream(&js, &nats.url, consumers, &batch, rate).await?;
+        // The live releases reach the search index at its own pace: wait
+        // for it, as before the first drain, so that indexing them does not
+        // share the cores with the next drain.
+        written += batch.len();
+        crate::corpus::searchable_after(&mut client, written).await?;
         println!(
             "   live at {rate}/s, {consumers:>2} consumer(s): pressroom p50 {} p99 {} ({} of {} delivered)   jetstream p50 {} p99 {} ({} of {})",
             ms(ours.p50()),

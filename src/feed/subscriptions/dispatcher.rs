@@ -57,6 +57,10 @@ use crate::{
 
 /// Most log entries read in one go.
 const CHUNK_ENTRIES: usize = 256;
+/// Reads of consecutive chunks in flight at once: the next chunk's
+/// releases are read (from disk, when sled's cache does not hold them)
+/// while the last one's events go out.
+const READS_IN_FLIGHT: usize = 2;
 /// Least number of unsettled events a subscription reads ahead.
 const MIN_WINDOW: usize = 256;
 /// Most unsettled events a subscription holds in memory.
@@ -196,8 +200,8 @@ enum Counts {
 /// Work to do once the next commit is durable (or has failed).
 type AfterCommit = Box<dyn FnOnce(&Result<(), DomainError>) + Send>;
 
-/// The read in flight.
-type Reading = Option<JoinHandle<Result<Read, StoreError>>>;
+/// The reads in flight, oldest first.
+type Reading = VecDeque<JoinHandle<Result<Read, StoreError>>>;
 
 /// The commit in flight, and what waits for it.
 type Committing = Option<(JoinHandle<Result<(), StoreError>>, Vec<AfterCommit>)>;
@@ -215,6 +219,8 @@ pub(crate) struct Dispatcher {
     epoch: u64,
     /// Read up to here.
     read: u64,
+    /// Reads started up to here (`read` when none is in flight).
+    requested: u64,
     /// Event states loaded from the store, not yet passed by reading.
     loaded: BTreeMap<u64, EventState>,
     /// Unsettled events, by position.
@@ -273,6 +279,7 @@ impl Dispatcher {
             commands,
             epoch: u64::from(rand_u32()) << 16,
             read: state.position,
+            requested: state.position,
             loaded: state.events,
             slots: BTreeMap::new(),
             replays: BTreeMap::new(),
@@ -291,7 +298,7 @@ impl Dispatcher {
             acks_committing: Vec::new(),
             after_commit: Vec::new(),
             committing: None,
-            reading: None,
+            reading: VecDeque::new(),
             deleted: false,
             stop: shared_stop,
         };
@@ -327,9 +334,7 @@ impl Dispatcher {
         let stop = self.stop.clone();
         loop {
             let readable = *head.borrow_and_update();
-            if self.has_room() && self.read < readable {
-                self.start_read(readable);
-            }
+            self.start_reads(readable);
             self.commit();
             let next_deadline = self.deadlines.first().map(|(at, _)| *at);
             let next_confirmation = self.next_confirmation();
@@ -351,7 +356,7 @@ impl Dispatcher {
                     }
                     None => break,
                 },
-                changed = head.changed(), if self.has_room() && self.reading.is_none() => {
+                changed = head.changed(), if self.has_room() && self.reading.is_empty() => {
                     if changed.is_err() {
                         break;
                     }
@@ -417,24 +422,36 @@ impl Dispatcher {
         }
     }
 
-    /// Starts reading the entries after `self.read`, up to `bound`, in a
-    /// task of its own: reading and decoding releases overlaps with handing
-    /// out events and taking acks.
-    fn start_read(&mut self, bound: u64) {
-        if self.reading.is_some() {
-            return;
+    /// Starts reading the next chunks of entries, up to `readable`, in
+    /// tasks of their own: reading releases overlaps with handing out
+    /// events and taking acks. Each read covers a range of at most
+    /// [`CHUNK_ENTRIES`] positions, so it returns all of the range (the log
+    /// is gapless) and the next read starts where it ends.
+    fn start_reads(&mut self, readable: u64) {
+        while self.reading.len() < READS_IN_FLIGHT && self.has_room() && self.requested < readable {
+            let (shared, selection) = (Arc::clone(&self.shared), Arc::clone(&self.selection));
+            let (start, after, epoch) = (self.start, self.requested, self.epoch);
+            let bound = readable.min(after + CHUNK_ENTRIES as u64);
+            self.reading.push_back(tokio::spawn(async move {
+                read_events(&shared, &selection, start, after, bound, epoch).await
+            }));
+            self.requested = bound;
         }
-        let (shared, selection) = (Arc::clone(&self.shared), Arc::clone(&self.selection));
-        let (start, after, epoch) = (self.start, self.read, self.epoch);
-        self.reading = Some(tokio::spawn(async move {
-            read_events(&shared, &selection, start, after, bound, epoch).await
-        }));
+    }
+
+    /// Drops the reads in flight: reading starts again after `self.read`.
+    fn drop_reads(&mut self) {
+        for read in self.reading.drain(..) {
+            read.abort();
+        }
+        self.requested = self.read;
     }
 
     /// Takes in what a read found: a slot per event not acknowledged yet.
     fn take_read(&mut self, read: Read) {
-        if read.epoch != self.epoch {
-            // Read before a seek.
+        if read.epoch != self.epoch || read.after != self.read {
+            // Read before a seek, or not where reading stands: read again.
+            self.drop_reads();
             return;
         }
         for (seq, release, event) in read.events {
@@ -878,6 +895,7 @@ impl Dispatcher {
             self.ready.insert(Key::Replay(seq));
         }
         self.read = position;
+        self.drop_reads();
         self.committed_position = position;
         self.changes
             .retain(|change| !matches!(change, SubscriptionChange::Advance { .. }));
@@ -1189,6 +1207,8 @@ impl Dispatcher {
 struct Read {
     /// The dispatcher's epoch when the read started.
     epoch: u64,
+    /// The entry it read after.
+    after: u64,
     /// The last entry read.
     up_to: u64,
     /// The events selected: position, release, event.
@@ -1209,10 +1229,13 @@ async fn read_events(
         Some(recent) => recent.iter().map(|t| t.entry.clone()).collect(),
         None => shared.store.read_log(after, bound, CHUNK_ENTRIES).await?,
     };
+    // Fewer entries than the limit: every entry up to `bound` is here.
+    let whole_range = entries.len() < CHUNK_ENTRIES;
     let store_id = shared.store.store_id();
     let indexed = Indexed::default();
     let mut read = Read {
         epoch,
+        after,
         up_to: after,
         events: Vec::new(),
     };
@@ -1252,18 +1275,21 @@ async fn read_events(
         };
         read.events.push((entry.seq, release, event));
     }
+    if whole_range {
+        read.up_to = bound;
+    }
     Ok(read)
 }
 
-/// Waits for the read in flight (never, if there is none).
+/// Waits for the oldest read in flight (never, if there is none).
 async fn read_done(reading: &mut Reading) -> Result<Read, StoreError> {
-    let Some(task) = reading.as_mut() else {
+    let Some(task) = reading.front_mut() else {
         return std::future::pending().await;
     };
     let result = task
         .await
         .unwrap_or_else(|panic| Err(StoreError::engine(panic)));
-    *reading = None;
+    reading.pop_front();
     result
 }
 
