@@ -26,7 +26,9 @@
 //! now and then waited out its 30 s expiry). Beside them, for
 //! where the time goes: one WatchPressReleases stream replaying the same
 //! events (the events alone, without acks or subscription state). Clients and servers
-//! share this machine's cores (nats-server in its own process).
+//! share this machine's cores (nats-server in its own process). The search
+//! index is let catch up after the import and after each live phase, so
+//! that indexing does not share the cores with a drain.
 
 use std::{
     collections::HashMap,
