@@ -1,7 +1,11 @@
 //! The PostgreSQL engine: the store in a PostgreSQL database that any
 //! number of stateless replicas share. Split by job:
 //!
-//! - `engine`: the [`PostgresStore`]: opening, and the reads.
+//! - `engine`: the [`PostgresStore`]: opening, connections, database errors.
+//! - `reads`: releases, the change log and embargoes, read.
+//! - `list_filter`: a list query as one SQL statement.
+//! - `backup`: the whole store from one snapshot, in the portable format.
+//! - `adapter`: the async `Store` impl.
 //! - `commit`: the commit protocol: one head row locked by every commit (a
 //!   gapless log in commit order across replicas), batch ids to resolve a
 //!   commit whose answer was lost.
@@ -24,6 +28,8 @@
 //! pipelining, and the synchronous `postgres` crate cannot run inside the
 //! tokio runtime. Nothing outside this folder knows the tables.
 
+mod adapter;
+mod backup;
 pub mod cluster;
 mod commit;
 mod connect;
@@ -32,7 +38,9 @@ mod follow;
 mod import;
 mod leadership;
 mod lease;
+mod list_filter;
 mod plan;
+mod reads;
 mod schema;
 mod subscriptions;
 

@@ -1,7 +1,13 @@
 //! The sled engine: one embedded sled database in a directory, behind the
 //! [`Store`](crate::store::Store) trait. Split by job:
 //!
-//! - `engine`: the [`SledStore`] itself: opening, the `Store` impl, reads.
+//! - `engine`: the [`SledStore`] itself: opening its data dir, backing it
+//!   up and restoring it.
+//! - `commit`: writes: a commit applied, then synced.
+//! - `reads`: releases read once durable: get, list, counts, embargoes.
+//! - `change_log`: reading the change log.
+//! - `subscription_ops`: subscription calls, under the subscription lock.
+//! - `adapter`: the async `Store` impl, handing blocking work to the pool.
 //! - `durability`: what makes a commit durable (flush, then fsync), and the
 //!   durable head reads wait for.
 //! - `plan`: how a commit's changes become one atomic sled batch.
@@ -14,13 +20,18 @@
 //!
 //! Nothing outside this folder knows sled's keys, values or files.
 
+mod adapter;
 mod backup;
+mod change_log;
+mod commit;
 mod durability;
 mod engine;
 mod export;
 mod layout;
 mod plan;
+mod reads;
 mod record;
+mod subscription_ops;
 mod subscriptions;
 mod walk;
 
