@@ -215,7 +215,13 @@ impl Subscriptions {
         let feed = Feed {
             shared: Arc::clone(&self.shared),
         };
-        let position = feed.start_position(Some(start)).await?;
+        // A seek's time is `time`, not a watch's `start_time`.
+        let position = feed.start_position(Some(start)).await.map_err(|error| {
+            map_fields(error, |field| match field {
+                "start_time" => "time".into(),
+                other => other.into(),
+            })
+        })?;
         let commands = self.dispatcher(&id).await?;
         let (reply, answer) = oneshot::channel();
         commands
@@ -537,12 +543,17 @@ fn gone() -> DomainError {
 
 /// The same error with its fields under `prefix`.
 fn prefix_fields(error: DomainError, prefix: &str) -> DomainError {
+    map_fields(error, |field| format!("{prefix}{field}"))
+}
+
+/// The same error with its fields renamed by `rename`.
+fn map_fields(error: DomainError, rename: impl Fn(&str) -> String) -> DomainError {
     match error {
         DomainError::InvalidArgument(violations) => DomainError::InvalidArgument(
             violations
                 .into_iter()
                 .map(|mut v| {
-                    v.field = format!("{prefix}{}", v.field);
+                    v.field = rename(&v.field);
                     v
                 })
                 .collect(),

@@ -104,6 +104,26 @@ fn short(text: &str) -> String {
     text.chars().take(60).collect()
 }
 
+/// Seeks [`NAME`] to now: the subscription then, and a cursor of this
+/// store past its log.
+async fn now_and_ahead(subs: &mut Subs) -> Result<(Subscription, String), Error> {
+    let now = subs
+        .seek_subscription(SeekSubscriptionRequest {
+            subscription: NAME.into(),
+            target: Some(Target::Position(StartPosition::Now as i32)),
+        })
+        .await?
+        .into_inner();
+    let head = pressroom::feed::cursor::Cursor::decode(&now.acked_cursor)
+        .map_err(|_| format!("not a cursor: {:?}", now.acked_cursor))?;
+    let ahead = pressroom::feed::cursor::Cursor {
+        seq: u64::MAX,
+        ..head
+    }
+    .encode();
+    Ok((now, ahead))
+}
+
 /// A first stream message naming `subscription`.
 fn first(subscription: &str, max: i32) -> StreamSubscriptionRequest {
     StreamSubscriptionRequest {
@@ -525,5 +545,41 @@ async fn bad_stream_requests_are_refused_and_junk_acks_ignored() -> TestResult {
         .await?;
     receive(&mut responses, 1, &mut confirmed).await?;
     drop(requests);
+    still_serving(&mut client, &created).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_seeks_are_refused_by_their_own_fields() -> TestResult {
+    let (_server, mut client, mut subs, created, mut rng) = one_subscription().await?;
+    let seek = |target| SeekSubscriptionRequest {
+        subscription: NAME.into(),
+        target,
+    };
+    let untargeted = subs.seek_subscription(seek(None)).await;
+    expect_invalid("Seek without a target", untargeted, "target")?;
+    for (what, start, codes) in starting_points(&mut rng) {
+        let (target, field) = match start {
+            watch_press_releases_request::Start::AfterCursor(c) => {
+                (Target::AfterCursor(c), "after_cursor")
+            }
+            watch_press_releases_request::Start::Position(p) => (Target::Position(p), "position"),
+            watch_press_releases_request::Start::StartTime(t) => (Target::Time(t), "time"),
+        };
+        let what = format!("Seek to {what}");
+        let sought = subs.seek_subscription(seek(Some(target))).await;
+        if codes == [Code::InvalidArgument] {
+            expect_invalid(&what, sought, field)?;
+        } else {
+            expect_status(&what, sought, codes)?;
+        }
+    }
+    // A cursor of this store, past its log.
+    let (_, ahead) = now_and_ahead(&mut subs).await?;
+    let sought = subs
+        .seek_subscription(seek(Some(Target::AfterCursor(ahead.clone()))))
+        .await;
+    expect_status("Seek past the log", sought, &[Code::FailedPrecondition])?;
+    subs.get_subscription(GetSubscriptionRequest { name: NAME.into() })
+        .await?;
     still_serving(&mut client, &created).await
 }
