@@ -158,7 +158,7 @@ impl Subscriptions {
         request: ListSubscriptionsRequest,
     ) -> Result<ListSubscriptionsResponse, DomainError> {
         let size = rules::page_size("page_size", request.page_size)?;
-        let after = rules::decode_token(&request.page_token)?;
+        let after = rules::decode_subscriptions_token(&request.page_token)?;
         let records = self.store().subscriptions(&after, size + 1).await?;
         let more = records.len() > size;
         let subscriptions: Vec<Subscription> = records
@@ -239,13 +239,7 @@ impl Subscriptions {
     ) -> Result<ListDeadLettersResponse, DomainError> {
         let id = rules::parse_name("subscription", &request.subscription)?.to_string();
         let size = rules::page_size("page_size", request.page_size)?;
-        let after = rules::decode_token(&request.page_token)?;
-        let after: u64 = match after.as_str() {
-            "" => 0,
-            text => text.parse().map_err(|_| {
-                DomainError::invalid("page_token", "is not a page token of this list")
-            })?,
-        };
+        let after = rules::decode_dead_letters_token(&request.page_token)?;
         let (_, state) = self.load(&id).await?;
         let store_id = self.store().store_id();
         let mut letters: Vec<_> = state

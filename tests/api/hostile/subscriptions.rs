@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use pressroom::proto::v1::{
     CreateSubscriptionRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
-    ListDeadLettersRequest, ReplayDeadLettersRequest, SeekSubscriptionRequest, StartPosition,
-    StreamSubscriptionRequest, StreamSubscriptionResponse, Subscription,
-    seek_subscription_request::Target, subscription::Start,
-    subscription_service_client::SubscriptionServiceClient, watch_press_releases_request,
+    ListDeadLettersRequest, ListPressReleasesRequest, ListSubscriptionsRequest,
+    ReplayDeadLettersRequest, SeekSubscriptionRequest, StartPosition, StreamSubscriptionRequest,
+    StreamSubscriptionResponse, Subscription, seek_subscription_request::Target,
+    subscription::Start, subscription_service_client::SubscriptionServiceClient,
+    watch_press_releases_request,
 };
 use proptest::test_runner::TestRng;
 use tokio::sync::mpsc;
@@ -22,8 +23,9 @@ use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tonic::{Code, Status, Streaming, transport::Channel};
 
 use super::{
-    Client, Error, expect_invalid, expect_status, lists::bad_filters, random_text,
-    search_queries::odd_queries, still_serving, two_releases, watch_starts::starting_points,
+    Client, Error, expect_invalid, expect_status, lists::bad_filters, lists::odd_page_tokens,
+    random_text, search_queries::odd_queries, still_serving, two_releases,
+    watch_starts::starting_points,
 };
 use crate::helpers::{TestResult, TestServer, violated_fields};
 use pressroom::{domain::subscription::check_id, proto::v1::PressRelease};
@@ -579,6 +581,135 @@ async fn bad_seeks_are_refused_by_their_own_fields() -> TestResult {
         .seek_subscription(seek(Some(Target::AfterCursor(ahead.clone()))))
         .await;
     expect_status("Seek past the log", sought, &[Code::FailedPrecondition])?;
+    subs.get_subscription(GetSubscriptionRequest { name: NAME.into() })
+        .await?;
+    still_serving(&mut client, &created).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pages_and_dead_letter_cursors_are_refused() -> TestResult {
+    let (_server, mut client, mut subs, created, mut rng) = one_subscription().await?;
+    let (now, ahead) = now_and_ahead(&mut subs).await?;
+    // Page sizes and tokens of both lists.
+    for id in ["a", "b"] {
+        subs.create_subscription(CreateSubscriptionRequest {
+            subscription_id: id.into(),
+            subscription: Some(Subscription::default()),
+        })
+        .await?;
+    }
+    for page_size in [-1, i32::MIN] {
+        let listed = subs
+            .list_subscriptions(ListSubscriptionsRequest {
+                page_size,
+                ..Default::default()
+            })
+            .await;
+        expect_invalid("ListSubscriptions of a negative size", listed, "page_size")?;
+        let letters = subs
+            .list_dead_letters(ListDeadLettersRequest {
+                subscription: NAME.into(),
+                page_size,
+                ..Default::default()
+            })
+            .await;
+        expect_invalid("ListDeadLetters of a negative size", letters, "page_size")?;
+    }
+    let huge = subs
+        .list_subscriptions(ListSubscriptionsRequest {
+            page_size: i32::MAX,
+            ..Default::default()
+        })
+        .await;
+    expect_status("ListSubscriptions of a huge size", huge, &[Code::Ok])?;
+    let huge = subs
+        .list_dead_letters(ListDeadLettersRequest {
+            subscription: NAME.into(),
+            page_size: i32::MAX,
+            ..Default::default()
+        })
+        .await;
+    expect_status("ListDeadLetters of a huge size", huge, &[Code::Ok])?;
+    let token = subs
+        .list_subscriptions(ListSubscriptionsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .next_page_token;
+    assert!(!token.is_empty(), "three subscriptions make pages of one");
+    let release_token = client
+        .list_press_releases(ListPressReleasesRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .next_page_token;
+    let mut tokens = odd_page_tokens(&token, &mut rng);
+    tokens.push(release_token.clone());
+    for page_token in tokens {
+        let what = format!("token {:?}", short(&page_token));
+        let listed = subs
+            .list_subscriptions(ListSubscriptionsRequest {
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+            .await;
+        expect_invalid(&format!("ListSubscriptions {what}"), listed, "page_token")?;
+        let letters = subs
+            .list_dead_letters(ListDeadLettersRequest {
+                subscription: NAME.into(),
+                page_token,
+                ..Default::default()
+            })
+            .await;
+        expect_invalid(&format!("ListDeadLetters {what}"), letters, "page_token")?;
+    }
+    // The subscriptions list's own token is not one of dead letters.
+    let letters = subs
+        .list_dead_letters(ListDeadLettersRequest {
+            subscription: NAME.into(),
+            page_token: token,
+            ..Default::default()
+        })
+        .await;
+    expect_invalid(
+        "ListDeadLetters with a subscriptions token",
+        letters,
+        "page_token",
+    )?;
+
+    // Dead-letter cursors: junk is refused by position, a real cursor that
+    // names no dead letter replays nothing.
+    let foreign = pressroom::feed::cursor::Cursor {
+        store_id: uuid::Uuid::new_v4(),
+        seq: 1,
+    }
+    .encode();
+    let mut cursors = vec![String::new(), "junk".into(), foreign, release_token];
+    cursors.extend((0..50).map(|_| random_text(&mut rng, 40)));
+    for cursor in cursors {
+        let what = format!("Replay of {:?}", short(&cursor));
+        let replayed = subs
+            .replay_dead_letters(ReplayDeadLettersRequest {
+                subscription: NAME.into(),
+                cursors: vec![now.acked_cursor.clone(), cursor],
+            })
+            .await;
+        expect_invalid(&what, replayed, "cursors[1]")?;
+    }
+    for cursor in [now.acked_cursor.clone(), ahead] {
+        let replayed = subs
+            .replay_dead_letters(ReplayDeadLettersRequest {
+                subscription: NAME.into(),
+                cursors: vec![cursor.clone(), cursor],
+            })
+            .await?
+            .into_inner();
+        assert_eq!(replayed.replayed, 0, "no dead letters to replay");
+    }
     subs.get_subscription(GetSubscriptionRequest { name: NAME.into() })
         .await?;
     still_serving(&mut client, &created).await
