@@ -1,8 +1,12 @@
 //! The gRPC adapter of `pressroom.v1.SubscriptionService`: it only
 //! translates, to and from [`Subscriptions`].
 
-use std::pin::Pin;
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
+use futures_util::stream;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -110,12 +114,26 @@ impl SubscriptionService for SubscriptionApi {
             }
         };
         record_name(&first.subscription);
-        // A broken request stream ends the stream (its events are
-        // delivered again).
-        let rest = requests.map_while(Result::ok);
+        // A broken request stream (a message that does not decode, one too
+        // large) ends the stream, its events delivered again, and the
+        // caller is told why: its status is the stream's last item. It is
+        // noted before the request side ends, so before the events do.
+        let broken = Arc::new(Mutex::new(None::<Status>));
+        let noted = Arc::clone(&broken);
+        let rest = requests.map_while(move |request| match request {
+            Ok(request) => Some(request),
+            Err(status) => {
+                if let Ok(mut slot) = noted.lock() {
+                    *slot = Some(status);
+                }
+                None
+            }
+        });
         let stream = self.subscriptions.stream(first, rest).await?;
+        let why = stream::once(async move { broken.lock().ok().and_then(|mut slot| slot.take()) })
+            .filter_map(|status| status.map(Err));
         Ok(Response::new(Box::pin(
-            stream.map(|item| item.map_err(Status::from)),
+            stream.map(|item| item.map_err(Status::from)).chain(why),
         )))
     }
 

@@ -196,7 +196,7 @@ pub fn encode_token(last: &str) -> String {
 }
 
 /// The last key of the page before, from its token (`""` for none).
-pub fn decode_token(token: &str) -> Result<String, DomainError> {
+fn decode_token(token: &str) -> Result<String, DomainError> {
     if token.is_empty() {
         return Ok(String::new());
     }
@@ -205,7 +205,31 @@ pub fn decode_token(token: &str) -> Result<String, DomainError> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix("s1:").map(str::to_string))
-        .ok_or_else(|| DomainError::invalid("page_token", "is not a page token of this list"))
+        .ok_or_else(foreign_token)
+}
+
+/// The last subscription id of the page before, from a ListSubscriptions
+/// token (`""` for none): a key that is no id was not made here.
+pub fn decode_subscriptions_token(token: &str) -> Result<String, DomainError> {
+    let after = decode_token(token)?;
+    if after.is_empty() || check_id("page_token", &after).is_ok() {
+        Ok(after)
+    } else {
+        Err(foreign_token())
+    }
+}
+
+/// The last dead letter's log position of the page before, from a
+/// ListDeadLetters token (0 for none).
+pub fn decode_dead_letters_token(token: &str) -> Result<u64, DomainError> {
+    match decode_token(token)?.as_str() {
+        "" => Ok(0),
+        text => text.parse().map_err(|_| foreign_token()),
+    }
+}
+
+fn foreign_token() -> DomainError {
+    DomainError::invalid("page_token", "is not a page token of this list")
 }
 
 fn duration(d: Duration) -> pbjson_types::Duration {
@@ -252,6 +276,17 @@ mod tests {
         assert_eq!(decode_token(&encode_token("abc")).ok(), Some("abc".into()));
         assert_eq!(decode_token("").ok(), Some(String::new()));
         assert!(decode_token("bm9wZQ").is_err());
+        // Each list's tokens, and only its own.
+        let subscriptions = encode_token("orders");
+        let letters = encode_token("42");
+        assert_eq!(
+            decode_subscriptions_token(&subscriptions).ok(),
+            Some("orders".into())
+        );
+        assert_eq!(decode_dead_letters_token(&letters).ok(), Some(42));
+        assert!(decode_subscriptions_token(&letters).is_err());
+        assert!(decode_dead_letters_token(&subscriptions).is_err());
+        assert!(decode_subscriptions_token(&encode_token("orders\0")).is_err());
     }
 
     #[test]

@@ -158,7 +158,7 @@ impl Subscriptions {
         request: ListSubscriptionsRequest,
     ) -> Result<ListSubscriptionsResponse, DomainError> {
         let size = rules::page_size("page_size", request.page_size)?;
-        let after = rules::decode_token(&request.page_token)?;
+        let after = rules::decode_subscriptions_token(&request.page_token)?;
         let records = self.store().subscriptions(&after, size + 1).await?;
         let more = records.len() > size;
         let subscriptions: Vec<Subscription> = records
@@ -215,7 +215,13 @@ impl Subscriptions {
         let feed = Feed {
             shared: Arc::clone(&self.shared),
         };
-        let position = feed.start_position(Some(start)).await?;
+        // A seek's time is `time`, not a watch's `start_time`.
+        let position = feed.start_position(Some(start)).await.map_err(|error| {
+            map_fields(error, |field| match field {
+                "start_time" => "time".into(),
+                other => other.into(),
+            })
+        })?;
         let commands = self.dispatcher(&id).await?;
         let (reply, answer) = oneshot::channel();
         commands
@@ -233,13 +239,7 @@ impl Subscriptions {
     ) -> Result<ListDeadLettersResponse, DomainError> {
         let id = rules::parse_name("subscription", &request.subscription)?.to_string();
         let size = rules::page_size("page_size", request.page_size)?;
-        let after = rules::decode_token(&request.page_token)?;
-        let after: u64 = match after.as_str() {
-            "" => 0,
-            text => text.parse().map_err(|_| {
-                DomainError::invalid("page_token", "is not a page token of this list")
-            })?,
-        };
+        let after = rules::decode_dead_letters_token(&request.page_token)?;
         let (_, state) = self.load(&id).await?;
         let store_id = self.store().store_id();
         let mut letters: Vec<_> = state
@@ -537,12 +537,17 @@ fn gone() -> DomainError {
 
 /// The same error with its fields under `prefix`.
 fn prefix_fields(error: DomainError, prefix: &str) -> DomainError {
+    map_fields(error, |field| format!("{prefix}{field}"))
+}
+
+/// The same error with its fields renamed by `rename`.
+fn map_fields(error: DomainError, rename: impl Fn(&str) -> String) -> DomainError {
     match error {
         DomainError::InvalidArgument(violations) => DomainError::InvalidArgument(
             violations
                 .into_iter()
                 .map(|mut v| {
-                    v.field = format!("{prefix}{}", v.field);
+                    v.field = rename(&v.field);
                     v
                 })
                 .collect(),

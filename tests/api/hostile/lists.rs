@@ -6,6 +6,7 @@ use pressroom::proto::v1::{
     GetPressReleaseStatsRequest, ListPressReleasesRequest, PressReleaseFilter,
     SearchPressReleasesRequest, WatchPressReleasesRequest,
 };
+use proptest::test_runner::TestRng;
 use tonic::Code;
 
 use super::{INVALID, expect_status, random_text, still_serving, two_releases};
@@ -23,21 +24,7 @@ async fn made_up_and_foreign_page_tokens_are_refused() -> TestResult {
         .into_inner();
     let token = first_page.next_page_token.clone();
     assert!(!token.is_empty(), "two releases make two pages of one");
-    let mut tokens = vec![
-        "garbage".to_string(),
-        token.chars().rev().collect(),
-        format!("{token}A"),
-        "\0".into(),
-        "x".repeat(100_000),
-    ];
-    if token.len() > 4 {
-        tokens.push(token[..token.len() - 4].to_string());
-    }
-    tokens.extend(
-        (0..200)
-            .map(|_| random_text(&mut rng, 64))
-            .filter(|t| !t.is_empty()),
-    );
+    let tokens = odd_page_tokens(&token, &mut rng);
     for token in &tokens {
         let listed = client
             .list_press_releases(ListPressReleasesRequest {
@@ -94,40 +81,7 @@ async fn negative_page_sizes_are_refused_and_huge_ones_clamped() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_filters_are_refused_by_every_method_that_takes_one() -> TestResult {
     let (_server, mut client, created, _) = two_releases().await?;
-    let mut bad_filters = vec![
-        PressReleaseFilter {
-            countries: vec!["USA".into()],
-            ..Default::default()
-        },
-        PressReleaseFilter {
-            languages: vec!["not a tag".into()],
-            ..Default::default()
-        },
-        PressReleaseFilter {
-            channels: vec!["".into()],
-            ..Default::default()
-        },
-        PressReleaseFilter {
-            channels: vec!["c".into(); 101],
-            ..Default::default()
-        },
-        PressReleaseFilter {
-            publish_time_after: Some(at(2_000)),
-            publish_time_before: Some(at(1_000)),
-            ..Default::default()
-        },
-    ];
-    for seconds in [i64::MAX, i64::MIN, 253_402_300_800] {
-        bad_filters.push(PressReleaseFilter {
-            publish_time_after: Some(at(seconds)),
-            ..Default::default()
-        });
-        bad_filters.push(PressReleaseFilter {
-            publish_time_before: Some(at(seconds)),
-            ..Default::default()
-        });
-    }
-    for filter in bad_filters {
+    for filter in bad_filters() {
         let what = format!("{filter:?}");
         let listed = client
             .list_press_releases(ListPressReleasesRequest {
@@ -161,4 +115,63 @@ async fn bad_filters_are_refused_by_every_method_that_takes_one() -> TestResult 
         expect_status(&format!("Watch with {what}"), watched, INVALID)?;
     }
     still_serving(&mut client, &created).await
+}
+
+/// Made-up page tokens, and ones made from a real `token`: any list must
+/// refuse them all.
+pub(super) fn odd_page_tokens(token: &str, rng: &mut TestRng) -> Vec<String> {
+    let mut tokens = vec![
+        "garbage".to_string(),
+        token.chars().rev().collect(),
+        format!("{token}A"),
+        "\0".into(),
+        "x".repeat(100_000),
+    ];
+    if token.len() > 4 {
+        tokens.push(token[..token.len() - 4].to_string());
+    }
+    tokens.extend(
+        (0..200)
+            .map(|_| random_text(rng, 64))
+            .filter(|t| !t.is_empty()),
+    );
+    tokens
+}
+
+/// Filters every method that takes one refuses, each naming a field.
+pub(super) fn bad_filters() -> Vec<PressReleaseFilter> {
+    let mut bad_filters = vec![
+        PressReleaseFilter {
+            countries: vec!["USA".into()],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            languages: vec!["not a tag".into()],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            channels: vec!["".into()],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            channels: vec!["c".into(); 101],
+            ..Default::default()
+        },
+        PressReleaseFilter {
+            publish_time_after: Some(at(2_000)),
+            publish_time_before: Some(at(1_000)),
+            ..Default::default()
+        },
+    ];
+    for seconds in [i64::MAX, i64::MIN, 253_402_300_800] {
+        bad_filters.push(PressReleaseFilter {
+            publish_time_after: Some(at(seconds)),
+            ..Default::default()
+        });
+        bad_filters.push(PressReleaseFilter {
+            publish_time_before: Some(at(seconds)),
+            ..Default::default()
+        });
+    }
+    bad_filters
 }

@@ -12,7 +12,8 @@
 //! One file per kind of input: raw bodies and broken framing, names,
 //! content, updates, lists (page sizes, tokens, filters), watch starting
 //! points, search queries, statistics days, values large enough to strain a
-//! connection; then the property tests and the fuzzers' findings.
+//! connection, the subscription service's fields (raw bodies to its methods
+//! are in `raw_bodies`); then the property tests and the fuzzers' findings.
 
 #[path = "../../../fuzz/src/checks.rs"]
 mod checks;
@@ -27,6 +28,7 @@ mod names;
 mod raw_bodies;
 mod search_queries;
 mod stats_days;
+mod subscriptions;
 mod updates;
 mod watch_starts;
 
@@ -133,6 +135,26 @@ fn expect_status<T: std::fmt::Debug>(
         }
         Ok(_) if codes.contains(&Code::Ok) => Ok(()),
         other => Err(format!("{what}: got {other:?}, expected one of {codes:?}").into()),
+    }
+}
+
+/// Expects INVALID_ARGUMENT naming `field` (or fields inside it) and no
+/// other.
+fn expect_invalid<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<tonic::Response<T>, Status>,
+    field: &str,
+) -> Result<(), Error> {
+    match result {
+        Err(status) if status.code() == Code::InvalidArgument => {
+            let fields = crate::helpers::violated_fields(&status);
+            if !fields.is_empty() && fields.iter().all(|f| f.starts_with(field)) {
+                Ok(())
+            } else {
+                Err(format!("{what}: violations of {fields:?}, expected {field}").into())
+            }
+        }
+        other => Err(format!("{what}: got {other:?}, expected INVALID_ARGUMENT of {field}").into()),
     }
 }
 

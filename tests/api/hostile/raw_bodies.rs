@@ -1,6 +1,8 @@
 //! Raw request bodies, sent past the generated client to every method of
-//! the real binary: random bytes, valid messages of the wrong type,
-//! truncated, flipped and oversized ones, and broken gRPC framing
+//! the real binary (both services: press releases and subscriptions):
+//! random bytes, valid messages of the wrong type, truncated, flipped and
+//! oversized ones — on the bidirectional StreamSubscription as the first
+//! message and after a valid one — and broken gRPC framing
 //! ([`super::framing`]). Each must get a clean status, and the server's
 //! memory must stay bounded.
 
@@ -14,6 +16,12 @@ use pressroom::proto::v1::{
     ListPressReleasesRequest, ListPressReleasesResponse, PressRelease, PressReleaseFilter,
     SearchPressReleasesRequest, UpdatePressReleaseRequest, WatchPressReleasesRequest,
     watch_press_releases_request::Start,
+};
+use pressroom::proto::v1::{
+    CreateSubscriptionRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
+    ListDeadLettersRequest, ListSubscriptionsRequest, ReplayDeadLettersRequest,
+    SeekSubscriptionRequest, StartPosition, StreamSubscriptionRequest, Subscription,
+    seek_subscription_request::Target, subscription_service_client::SubscriptionServiceClient,
 };
 use proptest::{
     prelude::Rng as _,
@@ -46,10 +54,14 @@ enum Shape {
     Unary,
     ServerStream,
     ClientStream,
+    /// Both ways: the bodies go first alone, or after a valid first
+    /// message ([`first_stream_request`]).
+    BidiStream,
 }
 
-/// One method of `pressroom.v1.PressReleaseService`, and whether a body
-/// decodes as its request type.
+/// One method of `pressroom.v1.PressReleaseService` or
+/// `pressroom.v1.SubscriptionService`, and whether a body decodes as its
+/// request type.
 struct Method {
     path: &'static str,
     shape: Shape,
@@ -60,7 +72,7 @@ fn decodes<M: Message + Default>(bytes: &[u8]) -> bool {
     M::decode(bytes).is_ok()
 }
 
-const METHODS: [Method; 10] = [
+const METHODS: [Method; 18] = [
     Method {
         path: "/pressroom.v1.PressReleaseService/CreatePressRelease",
         shape: Shape::Unary,
@@ -111,7 +123,76 @@ const METHODS: [Method; 10] = [
         shape: Shape::ServerStream,
         decodes: decodes::<BackupPressReleasesRequest>,
     },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/CreateSubscription",
+        shape: Shape::Unary,
+        decodes: decodes::<CreateSubscriptionRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/GetSubscription",
+        shape: Shape::Unary,
+        decodes: decodes::<GetSubscriptionRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/ListSubscriptions",
+        shape: Shape::Unary,
+        decodes: decodes::<ListSubscriptionsRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/DeleteSubscription",
+        shape: Shape::Unary,
+        decodes: decodes::<DeleteSubscriptionRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/StreamSubscription",
+        shape: Shape::BidiStream,
+        decodes: decodes::<StreamSubscriptionRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/SeekSubscription",
+        shape: Shape::Unary,
+        decodes: decodes::<SeekSubscriptionRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/ListDeadLetters",
+        shape: Shape::Unary,
+        decodes: decodes::<ListDeadLettersRequest>,
+    },
+    Method {
+        path: "/pressroom.v1.SubscriptionService/ReplayDeadLetters",
+        shape: Shape::Unary,
+        decodes: decodes::<ReplayDeadLettersRequest>,
+    },
 ];
+
+/// The subscription the raw bodies name.
+const SUBSCRIPTION: &str = "subscriptions/hostile";
+
+/// Creates [`SUBSCRIPTION`] unless it exists.
+async fn ensure_subscription(channel: &Channel) -> TestResult {
+    let created = SubscriptionServiceClient::new(channel.clone())
+        .create_subscription(CreateSubscriptionRequest {
+            subscription_id: SUBSCRIPTION.trim_start_matches("subscriptions/").into(),
+            subscription: Some(Subscription::default()),
+        })
+        .await;
+    match created {
+        Err(status) if status.code() != Code::AlreadyExists => Err(status.into()),
+        _ => Ok(()),
+    }
+}
+
+/// A valid first message of a StreamSubscription stream.
+fn first_stream_request() -> Bytes {
+    Bytes::from(
+        StreamSubscriptionRequest {
+            subscription: SUBSCRIPTION.into(),
+            max_outstanding_events: 5,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_clean_statuses_and_memory_stays_bounded() -> TestResult {
@@ -139,6 +220,8 @@ async fn malformed_bodies_get_clean_statuses_and_memory_stays_bounded() -> TestR
             .into_inner();
         names.push(created.name);
     }
+    // And a subscription to get, stream, seek and delete.
+    ensure_subscription(&channel).await?;
     let rss_before = resident_bytes(pid)?;
     let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
     let samples = valid_messages(&names);
@@ -151,6 +234,15 @@ async fn malformed_bodies_get_clean_statuses_and_memory_stays_bounded() -> TestR
                     (0..count)
                         .map(|_| hostile_body(&mut rng, &samples, case))
                         .collect()
+                }
+                // Every other stream opens with a valid message.
+                Shape::BidiStream if case % 2 == 1 => {
+                    // (Raw bodies to DeleteSubscription may have deleted it.)
+                    ensure_subscription(&channel).await?;
+                    vec![
+                        first_stream_request(),
+                        hostile_body(&mut rng, &samples, case),
+                    ]
                 }
                 _ => vec![hostile_body(&mut rng, &samples, case)],
             };
@@ -186,6 +278,25 @@ async fn malformed_bodies_get_clean_statuses_and_memory_stays_bounded() -> TestR
             sent += 1;
         }
     }
+    // And past the limit after a valid first message of a stream.
+    let streaming = METHODS
+        .iter()
+        .find(|m| m.shape == Shape::BidiStream)
+        .ok_or("no bidirectional method")?;
+    ensure_subscription(&channel).await?;
+    let bodies = vec![first_stream_request(), oversized_create(1 << 20)];
+    match call(channel.clone(), streaming, bodies).await {
+        Err(status) if matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange) => {}
+        other => {
+            return Err(format!(
+                "a {}-byte second message on {}: {other:?}, expected RESOURCE_EXHAUSTED",
+                1 << 20,
+                streaming.path
+            )
+            .into());
+        }
+    }
+    sent += 1;
 
     // Broken gRPC framing, below the codec.
     for (what, request) in broken_frames(addr) {
@@ -210,6 +321,9 @@ async fn malformed_bodies_get_clean_statuses_and_memory_stays_bounded() -> TestR
     .into_inner();
     client
         .get_press_release(GetPressReleaseRequest { name: fresh.name })
+        .await?;
+    SubscriptionServiceClient::new(channel.clone())
+        .list_subscriptions(ListSubscriptionsRequest::default())
         .await?;
     let rss_after = resident_bytes(pid)?;
     let growth = rss_after.saturating_sub(rss_before);
@@ -388,6 +502,63 @@ fn hostile_body(rng: &mut TestRng, samples: &[Bytes], case: usize) -> Bytes {
 /// Valid messages of every request type (and some responses), to send
 /// whole, cut, flipped and to the wrong method.
 fn valid_messages(names: &[String]) -> Vec<Bytes> {
+    let mut messages = press_release_messages(names);
+    messages.extend(subscription_messages());
+    messages
+}
+
+/// Valid requests of every `SubscriptionService` method.
+fn subscription_messages() -> Vec<Bytes> {
+    let subscription = SUBSCRIPTION.to_string();
+    let messages: Vec<Vec<u8>> = vec![
+        CreateSubscriptionRequest {
+            subscription_id: "hostile-two".into(),
+            subscription: Some(Subscription {
+                query: "solar".into(),
+                max_deliveries: 2,
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
+        GetSubscriptionRequest {
+            name: subscription.clone(),
+        }
+        .encode_to_vec(),
+        ListSubscriptionsRequest {
+            page_size: 1,
+            page_token: String::new(),
+        }
+        .encode_to_vec(),
+        SeekSubscriptionRequest {
+            subscription: subscription.clone(),
+            target: Some(Target::Position(StartPosition::Beginning as i32)),
+        }
+        .encode_to_vec(),
+        ListDeadLettersRequest {
+            subscription: subscription.clone(),
+            page_size: 2,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        ReplayDeadLettersRequest {
+            subscription,
+            cursors: Vec::new(),
+        }
+        .encode_to_vec(),
+        StreamSubscriptionRequest {
+            ack_ids: vec!["1.2.3".into()],
+            nack_ids: vec!["x".into()],
+            max_outstanding_events: 3,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    ];
+    messages.into_iter().map(Bytes::from).collect()
+}
+
+/// Valid requests of every `PressReleaseService` method (and some
+/// responses).
+fn press_release_messages(names: &[String]) -> Vec<Bytes> {
     let name = names.first().cloned().unwrap_or_default();
     let filter = PressReleaseFilter {
         channels: vec!["business".into()],
@@ -504,6 +675,20 @@ async fn call(channel: Channel, method: &Method, bodies: Vec<Bytes>) -> Result<B
                     Ok(message) => Ok(message?.unwrap_or_default()),
                     Err(_) => Ok(Bytes::new()),
                 }
+            }
+            Shape::BidiStream => {
+                // The request side ends after `bodies`, and so does the
+                // stream: its status is the answer.
+                let items = tokio_stream::iter(bodies);
+                let mut stream = grpc
+                    .streaming(tonic::Request::new(items), path, RawCodec)
+                    .await?
+                    .into_inner();
+                let mut last = Bytes::new();
+                while let Some(message) = stream.message().await? {
+                    last = message;
+                }
+                Ok(last)
             }
         }
     };

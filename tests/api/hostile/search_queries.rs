@@ -11,6 +11,34 @@ use crate::helpers::TestResult;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_search_queries_are_refused_or_run() -> TestResult {
     let (_server, mut client, created, mut rng) = two_releases().await?;
+    for query in odd_queries(&mut rng) {
+        let what = format!("Search for {:?}", &query[..query.len().min(60)]);
+        let searched = client
+            .search_press_releases(SearchPressReleasesRequest {
+                query,
+                ..Default::default()
+            })
+            .await;
+        expect_status(
+            &what,
+            searched,
+            &[Code::Ok, Code::InvalidArgument, Code::Unavailable],
+        )?;
+    }
+    let negative = client
+        .search_press_releases(SearchPressReleasesRequest {
+            query: "acme".into(),
+            page_size: -1,
+            ..Default::default()
+        })
+        .await;
+    expect_status("Search with a negative page size", negative, INVALID)?;
+    still_serving(&mut client, &created).await
+}
+
+/// Queries valid and not, odd and long, then random ones made of the
+/// language's pieces.
+pub(super) fn odd_queries(rng: &mut TestRng) -> Vec<String> {
     let mut queries: Vec<String> = [
         "",
         "OR",
@@ -47,30 +75,8 @@ async fn odd_search_queries_are_refused_or_run() -> TestResult {
     .collect();
     queries.push("a ".repeat(600));
     queries.push("x".repeat(100_000));
-    queries.extend((0..300).map(|_| random_query(&mut rng)));
-    for query in queries {
-        let what = format!("Search for {:?}", &query[..query.len().min(60)]);
-        let searched = client
-            .search_press_releases(SearchPressReleasesRequest {
-                query,
-                ..Default::default()
-            })
-            .await;
-        expect_status(
-            &what,
-            searched,
-            &[Code::Ok, Code::InvalidArgument, Code::Unavailable],
-        )?;
-    }
-    let negative = client
-        .search_press_releases(SearchPressReleasesRequest {
-            query: "acme".into(),
-            page_size: -1,
-            ..Default::default()
-        })
-        .await;
-    expect_status("Search with a negative page size", negative, INVALID)?;
-    still_serving(&mut client, &created).await
+    queries.extend((0..300).map(|_| random_query(rng)));
+    queries
 }
 
 /// A query made of the language's own pieces, in random order.

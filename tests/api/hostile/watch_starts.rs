@@ -3,6 +3,7 @@
 //! range are accepted).
 
 use pressroom::proto::v1::{WatchPressReleasesRequest, watch_press_releases_request::Start};
+use proptest::test_runner::TestRng;
 use tonic::Code;
 
 use super::{INVALID, expect_status, random_text, still_serving, two_releases};
@@ -11,7 +12,24 @@ use crate::helpers::{TestResult, at};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_watch_starting_points_are_refused() -> TestResult {
     let (_server, mut client, created, mut rng) = two_releases().await?;
-    let mut starts: Vec<(String, Start, &[Code])> = vec![
+    for (what, start, codes) in starting_points(&mut rng) {
+        let watched = client
+            .watch_press_releases(WatchPressReleasesRequest {
+                filter: None,
+                start: Some(start),
+                ..Default::default()
+            })
+            .await;
+        expect_status(&format!("Watch from {what}"), watched, codes)?;
+    }
+    still_serving(&mut client, &created).await
+}
+
+/// Where a stream might start, and the codes each must get (by the
+/// watch's names of the oneof: a subscription's create and seek map them
+/// onto theirs).
+pub(super) fn starting_points(rng: &mut TestRng) -> Vec<(String, Start, &'static [Code])> {
+    let mut starts: Vec<(String, Start, &'static [Code])> = vec![
         ("position 99".into(), Start::Position(99), INVALID),
         ("position -1".into(), Start::Position(-1), INVALID),
         (
@@ -48,22 +66,12 @@ async fn bad_watch_starting_points_are_refused() -> TestResult {
         ));
     }
     for _ in 0..200 {
-        let text = random_text(&mut rng, 40);
+        let text = random_text(rng, 40);
         starts.push((
             format!("cursor {text:?}"),
             Start::AfterCursor(text),
             INVALID,
         ));
     }
-    for (what, start, codes) in starts {
-        let watched = client
-            .watch_press_releases(WatchPressReleasesRequest {
-                filter: None,
-                start: Some(start),
-                ..Default::default()
-            })
-            .await;
-        expect_status(&format!("Watch from {what}"), watched, codes)?;
-    }
-    still_serving(&mut client, &created).await
+    starts
 }
