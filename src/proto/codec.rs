@@ -118,7 +118,7 @@ mod tests {
         // Larger than tonic's buffer, then empty, then small.
         let messages = vec![
             ListPressReleasesResponse {
-                press_releases: vec![release.clone(); 3],
+                press_releases: vec![release; 3],
                 ..Default::default()
             },
             ListPressReleasesResponse::default(),

@@ -23,7 +23,8 @@ pub(super) struct Read {
     epoch: u64,
     /// The entry it read after.
     after: u64,
-    /// The last entry read.
+    /// Read up to here: the last entry read, or the read's bound when it
+    /// returned its whole range.
     up_to: u64,
     /// The events selected: position, release, event.
     events: Vec<(u64, Uuid, PressReleaseEvent)>,
